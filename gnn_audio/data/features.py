@@ -1,0 +1,77 @@
+"""Log-mel filter-bank features, the PSLA / AST / ATGNN way.
+
+``torchaudio.compliance.kaldi.fbank`` on the mean-removed 16 kHz waveform: 25 ms Hanning
+windows every 10 ms, 128 mel bins, HTK-compatible, no dither and no energy term; zero-padded
+or cut to a fixed number of frames (1024 for FSD50K, 1056 for AudioSet), then normalised with
+a data-set mean and standard deviation.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torchaudio.compliance import kaldi
+
+__all__ = ["FbankConfig", "FSD50K_FBANK", "AUDIOSET_FBANK", "AST_AUDIOSET_FBANK", "fbank",
+           "pad_or_cut"]
+
+
+@dataclass(frozen=True)
+class FbankConfig:
+    """Everything that defines the model input; stored in model configs and checkpoints."""
+
+    sample_rate: int = 16000
+    num_mel_bins: int = 128
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    target_length: Optional[int] = 1024
+    norm_mean: float = -4.6476
+    norm_std: float = 4.5699
+
+    def replace(self, **changes) -> "FbankConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: PSLA / ATGNN FSD50K recipe: 1024 frames, (x + 4.6476) / 4.5699.
+FSD50K_FBANK = FbankConfig()
+#: ATGNN AudioSet recipe: 1056 frames.
+AUDIOSET_FBANK = FbankConfig(target_length=1056)
+#: AST AudioSet normalisation: (x - mean) / (2 std).
+AST_AUDIOSET_FBANK = FbankConfig(target_length=1024, norm_mean=-4.2677393,
+                                 norm_std=2 * 4.5689974)
+
+
+def pad_or_cut(feats: torch.Tensor, target_length: Optional[int]) -> torch.Tensor:
+    """Zero-pad or cut ``[frames, bins]`` at the end to ``target_length`` frames."""
+    if target_length is None:
+        return feats
+    diff = target_length - feats.size(0)
+    if diff > 0:
+        return F.pad(feats, (0, 0, 0, diff))
+    return feats[:target_length]
+
+
+def fbank(waveform: torch.Tensor, config: FbankConfig = FSD50K_FBANK,
+          normalize: bool = True) -> torch.Tensor:
+    """``[T]`` or ``[1, T]`` waveform at ``config.sample_rate`` -> ``[frames, num_mel_bins]``.
+
+    Clips shorter than one window are zero-padded to one window first.
+    """
+    wav = waveform.reshape(1, -1).to(torch.float32)
+    wav = wav - wav.mean()
+    min_len = int(round(config.sample_rate * config.frame_length_ms / 1000))
+    if wav.size(1) < min_len:
+        wav = F.pad(wav, (0, min_len - wav.size(1)))
+    feats = kaldi.fbank(
+        wav, htk_compat=True, sample_frequency=config.sample_rate, use_energy=False,
+        window_type="hanning", num_mel_bins=config.num_mel_bins, dither=0.0,
+        frame_length=config.frame_length_ms, frame_shift=config.frame_shift_ms)
+    feats = pad_or_cut(feats, config.target_length)
+    if normalize:
+        feats = (feats - config.norm_mean) / config.norm_std
+    return feats

@@ -1,0 +1,94 @@
+r"""2-D sine-cosine position embeddings and the relative-position term of Pyramid ViG.
+
+Pyramid ViG (and ATGNN) add :math:`-\tfrac{2}{D}\, \mathbf{e}_i^\top \mathbf{e}_j` to the
+squared feature distance before choosing neighbours, where :math:`\mathbf{e}` is the 2-D
+sin-cos embedding (MAE / MoCo v3) of a node's grid position. Every such embedding has the same
+norm (:math:`\lVert \mathbf{e} \rVert^2 = D/2`: one :math:`\sin^2 + \cos^2` per frequency
+and axis), so appending :math:`s\,\mathbf{e}` to every feature vector gives
+
+.. math::
+    \lVert [\mathbf{x}_i, s\mathbf{e}_i] - [\mathbf{y}_j, s\mathbf{e}_j] \rVert^2
+    = \lVert \mathbf{x}_i - \mathbf{y}_j \rVert^2 - 2 s^2\, \mathbf{e}_i^\top \mathbf{e}_j
+    + s^2 D,
+
+which with :math:`s^2 = 1/D` is the Pyramid ViG distance plus a constant: the same neighbours,
+exactly, for any backend that only computes plain Euclidean distances (torch-cluster).
+
+Pooled key nodes (an :math:`r \times r` average of the grid) sit at the centre of their cell;
+their embedding is the sin-cos embedding at that fractional position. (The reference code
+instead bicubic-resizes a square ``sqrt(n) x sqrt(n)`` table along the flattened node index,
+which does not follow the 2-D geometry of a non-square spectrogram grid.)
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["sincos_1d", "sincos_2d", "grid_coordinates", "pooled_cell_centres",
+           "grid_sincos_embedding", "relative_position_bias", "position_scale"]
+
+
+def sincos_1d(pos: Tensor, dim: int) -> Tensor:
+    """``[N] -> [N, dim]``: ``[sin(w_f p), cos(w_f p)]`` with ``w_f = 10000^(-f / (dim/2))``."""
+    if dim % 2:
+        raise ValueError(f"dim must be even (got {dim})")
+    omega = torch.arange(dim // 2, dtype=torch.float64, device=pos.device) / (dim / 2.0)
+    omega = 1.0 / 10000 ** omega
+    out = pos.to(torch.float64)[:, None] * omega[None, :]
+    return torch.cat([out.sin(), out.cos()], dim=1)
+
+
+def sincos_2d(h: Tensor, w: Tensor, dim: int) -> Tensor:
+    """Embedding of positions ``(h, w)`` (``[N]`` each, may be fractional): half the channels
+    encode ``h``, half ``w``. Float64; every row has squared norm ``dim / 2``."""
+    if dim % 4:
+        raise ValueError(f"dim must be divisible by 4 (got {dim})")
+    return torch.cat([sincos_1d(h, dim // 2), sincos_1d(w, dim // 2)], dim=1)
+
+
+def grid_coordinates(height: int, width: int, device=None) -> Tuple[Tensor, Tensor]:
+    """Row-major ``(h, w)`` coordinates of an ``height x width`` grid."""
+    hh, ww = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float64),
+                            torch.arange(width, device=device, dtype=torch.float64),
+                            indexing="ij")
+    return hh.reshape(-1), ww.reshape(-1)
+
+
+def _cell_centres(size: int, r: int, device=None) -> Tensor:
+    starts = torch.arange(0, size, r, device=device, dtype=torch.float64)
+    ends = torch.clamp(starts + r, max=size)
+    return (starts + ends - 1) / 2
+
+
+def pooled_cell_centres(height: int, width: int, r: int, device=None) -> Tuple[Tensor, Tensor]:
+    """Row-major centres (in fine-grid coordinates) of the cells of
+    ``avg_pool2d(kernel=r, stride=r, ceil_mode=True)``; a partial border cell is centred on the
+    rows/columns it covers."""
+    hc, wc = _cell_centres(height, r, device), _cell_centres(width, r, device)
+    hh, ww = torch.meshgrid(hc, wc, indexing="ij")
+    return hh.reshape(-1), ww.reshape(-1)
+
+
+def grid_sincos_embedding(height: int, width: int, dim: int, r: int = 1,
+                          device=None) -> Tensor:
+    """Sin-cos embeddings ``[n, dim]`` of a grid's nodes (``r=1``) or of its pooled cells."""
+    if r == 1:
+        return sincos_2d(*grid_coordinates(height, width, device), dim)
+    return sincos_2d(*pooled_cell_centres(height, width, r, device), dim)
+
+
+def relative_position_bias(query_pos: Tensor, key_pos: Tensor,
+                           dim: Optional[int] = None) -> Tensor:
+    r"""Pyramid ViG's additive term ``[n_query, n_key]``:
+    :math:`-\tfrac{2}{D}\,\mathbf{e}_i^\top \mathbf{e}_j` (``D`` defaults to the embedding
+    size)."""
+    dim = query_pos.size(1) if dim is None else dim
+    return query_pos @ key_pos.t() * (-2.0 / dim)
+
+
+def position_scale(dim: int) -> float:
+    """The factor ``s = 1/sqrt(D)`` that turns appended embeddings into the ViG term."""
+    return 1.0 / math.sqrt(dim)
