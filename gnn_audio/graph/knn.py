@@ -149,7 +149,9 @@ def _to_edge_index(nbr: Tensor, num_x: int) -> EdgeIndex:
     if bool((src < 0).any()):
         keep = src >= 0
         src, dst = src[keep], dst[keep]
-    return EdgeIndex(torch.stack([src, dst]), sparse_size=(num_x, n), sort_order="col")
+    edge_index = EdgeIndex(torch.stack([src, dst]), sparse_size=(num_x, n), sort_order="col")
+    edge_index.get_indptr()  # fill the CSR cache now: torch.compile cannot trace filling it
+    return edge_index
 
 
 def pos_distance_bias(pos_x: Tensor, pos_y: Tensor, scale: float) -> Tensor:
@@ -162,6 +164,7 @@ def _append_pos(x: Tensor, pos: Optional[Tensor], scale: float) -> Tensor:
     return x if pos is None else torch.cat([x, (scale * pos).to(x.dtype)], dim=-1)
 
 
+@torch.compiler.disable  # data-dependent search that builds an EdgeIndex: runs eagerly
 def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
         batch_y: Optional[Tensor] = None, *, dilation: int = 1, normalize: bool = False,
         pos_x: Optional[Tensor] = None, pos_y: Optional[Tensor] = None,

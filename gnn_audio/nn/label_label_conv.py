@@ -39,7 +39,7 @@ class LabelLabelConv(MessagePassing):
       :math:`\lVert \hat{\mathbf{l}}_i \rVert \le \lVert \mathbf{l}^{\prime}_i \rVert +
       \max_j \lVert \mathbf{l}^{\prime}_j \rVert`;
     * ``"tanh"``: :math:`\tanh(\mathbf{A}) / S`, entries in :math:`(-1/S, 1/S)`, rows of
-      absolute sum below 1.
+      absolute sum at most 1.
 
     The complete graphs are built (and cached) inside :meth:`forward` and aggregated by one
     batched matrix product; any other graph given as ``edge_index`` goes through PyG's
@@ -79,11 +79,12 @@ class LabelLabelConv(MessagePassing):
     def adjacency_matrix(self) -> Tensor:
         """The effective :math:`\\mathbf{A}` (``[S, S]``, row ``i`` = weights into label ``i``)."""
         if self.adjacency == "softmax":
-            return torch.softmax(self.weight.float(), dim=1).to(self.weight.dtype)
+            return torch.softmax(self.weight, dim=1)  # autocast keeps softmax in float32
         if self.adjacency == "tanh":
             return torch.tanh(self.weight) / self.num_labels
         return self.weight
 
+    @torch.compiler.disable  # builds an EdgeIndex, which torch.compile cannot trace
     def complete_graph(self, num_samples: int, device: torch.device) -> EdgeIndex:
         """The complete label graph (self-loops included) of ``num_samples`` samples, sorted by
         target: edge ``b*S + j -> b*S + i`` for all ``i, j``."""
@@ -97,6 +98,7 @@ class LabelLabelConv(MessagePassing):
             dst = local.repeat_interleave(s).repeat(num_samples) + base
             graph = EdgeIndex(torch.stack([src, dst]), sparse_size=(s * num_samples,) * 2,
                               sort_order="col")
+            graph.get_indptr()  # fill the CSR cache outside of any torch.compile trace
             self._graph_cache = {key: graph}  # keep one: batch size rarely changes
         return graph
 
