@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torchaudio.compliance import kaldi
 
-__all__ = ["FbankConfig", "FSD50K_FBANK", "AUDIOSET_FBANK", "AST_AUDIOSET_FBANK", "fbank",
-           "pad_or_cut"]
+__all__ = ["FbankConfig", "FSD50K_FBANK", "AUDIOSET_FBANK", "AST_AUDIOSET_FBANK",
+           "PANNS_FBANK", "fbank", "pad_or_cut"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class FbankConfig:
     target_length: Optional[int] = 1024
     norm_mean: float = -4.6476
     norm_std: float = 4.5699
+    low_freq: float = 20.0
+    high_freq: float = 0.0  # kaldi convention: <= 0 means Nyquist + high_freq
 
     def replace(self, **changes) -> "FbankConfig":
         return replace(self, **changes)
@@ -44,6 +46,11 @@ AUDIOSET_FBANK = FbankConfig(target_length=1056)
 #: AST AudioSet normalisation: (x - mean) / (2 std).
 AST_AUDIOSET_FBANK = FbankConfig(target_length=1024, norm_mean=-4.2677393,
                                  norm_std=2 * 4.5689974)
+#: PANNs-like front-end for CNN10 / AT-GCN: 32 kHz, 64 mel bins in 50-14000 Hz, 32 ms windows
+#: every 10 ms, 1000 frames, no normalisation here (CNN10's ``bn0`` normalises every bin).
+PANNS_FBANK = FbankConfig(sample_rate=32000, num_mel_bins=64, frame_length_ms=32.0,
+                          target_length=1000, norm_mean=0.0, norm_std=1.0, low_freq=50.0,
+                          high_freq=14000.0)
 
 
 def pad_or_cut(feats: torch.Tensor, target_length: Optional[int]) -> torch.Tensor:
@@ -70,7 +77,8 @@ def fbank(waveform: torch.Tensor, config: FbankConfig = FSD50K_FBANK,
     feats = kaldi.fbank(
         wav, htk_compat=True, sample_frequency=config.sample_rate, use_energy=False,
         window_type="hanning", num_mel_bins=config.num_mel_bins, dither=0.0,
-        frame_length=config.frame_length_ms, frame_shift=config.frame_shift_ms)
+        frame_length=config.frame_length_ms, frame_shift=config.frame_shift_ms,
+        low_freq=config.low_freq, high_freq=config.high_freq)
     feats = pad_or_cut(feats, config.target_length)
     if normalize:
         feats = (feats - config.norm_mean) / config.norm_std

@@ -1,0 +1,136 @@
+"""AT-GCN (Wang et al., 2021): CNN10 clip features scored by label representations that a GCN
+computes over the label co-occurrence graph (paper eq. 1-3)."""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.nn import GCNConv
+
+from gnn_audio.graph.cooccurrence import adjacency_to_graph, cooccurrence_adjacency
+from gnn_audio.models.cnn10 import CNN10
+
+__all__ = ["ATGCN", "LabelGCN"]
+
+
+class LabelGCN(torch.nn.Module):
+    """Stacked PyG :class:`~torch_geometric.nn.GCNConv` over the label graph:
+    ``H^{l+1} = act(A' H^l W^l)``; widths ``in -> 256 -> ... -> out`` with LeakyReLU(0.2)
+    between layers (none after the last).
+
+    The graph's edge weights are :math:`A'` of eq. 7, which already carries the self-loops
+    and is already normalised: the layers use ``add_self_loops=False`` and, unless
+    ``normalize=True`` (the reference code's extra symmetric normalisation), no further
+    normalisation. No bias, as the AT-GCN / ML-GCN graph convolution.
+    """
+
+    def __init__(self, in_channels: int = 300, out_channels: int = 512, num_layers: int = 2,
+                 hidden_channels: int = 256, normalize: bool = False) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError("num_layers must be at least 1")
+        dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+        self.convs = torch.nn.ModuleList(
+            GCNConv(a, b, add_self_loops=False, normalize=normalize, bias=False)
+            for a, b in zip(dims[:-1], dims[1:]))
+        self.act = torch.nn.LeakyReLU(0.2)
+
+    def forward(self, graph: Data) -> Tensor:
+        h = graph.x
+        for i, conv in enumerate(self.convs):
+            h = conv(h, graph.edge_index, graph.edge_weight)
+            if i < len(self.convs) - 1:
+                h = self.act(h)
+        return h
+
+
+def _hashed_embeddings(num_labels: int, dim: int) -> Tensor:
+    g = np.random.default_rng(int.from_bytes(hashlib.sha256(b"gnn_audio").digest()[:8],
+                                             "little"))
+    return torch.from_numpy(g.standard_normal((num_labels, dim)).astype(np.float32))
+
+
+class ATGCN(torch.nn.Module):
+    r"""AT-GCN: :math:`\hat{y} = \sigma(H^{(L)} x)` (eq. 3), ``x`` the 512-d CNN10 clip
+    embedding, :math:`H^{(L)} \in \mathbb{R}^{S \times 512}` from :class:`LabelGCN` over the
+    label graph with the GloVe label embeddings as input node features.
+
+    Args:
+        num_classes (int): Number of labels :math:`S`.
+        gcn_layers (int): 1, 2 (paper's best) or 3 GCN layers.
+        tau (float), p (float), scheme (str): Graph construction when built from
+            ``train_targets`` (see :func:`gnn_audio.graph.cooccurrence_adjacency`).
+        label_embeddings (Tensor or (path, names)): ``[S, D]`` label node features, or a
+            GloVe file and the label names to read them with
+            :func:`gnn_audio.labels.load_glove`. Default: fixed pseudo-random 300-d vectors
+            (with a warning; the paper uses GloVe).
+        adjacency (Tensor, optional): A given ``[S, S]`` :math:`A'` (row = target).
+        train_targets (optional): Multi-hot training labels ``[N, S]`` to build :math:`A'`.
+            Without either, the graph has self-loops only (the paper's :math:`\tau = 1`
+            degenerate case) and a warning is issued.
+        mel_bins (int): Mel bins of the input (CNN10's ``bn0``).
+        gcn_normalize (bool): Symmetric GCN normalisation on top of :math:`A'` (off: eq. 7
+            already normalises).
+
+    The adjacency and the label embeddings are buffers, so checkpoints carry them.
+    """
+
+    def __init__(self, num_classes: int = 527, *, gcn_layers: int = 2, tau: float = 0.3,
+                 p: float = 0.2, scheme: str = "both",
+                 label_embeddings: Union[Tensor, Sequence, None] = None,
+                 adjacency: Optional[Tensor] = None, train_targets=None, mel_bins: int = 64,
+                 gcn_normalize: bool = False, embedding_dim: int = 300) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.cnn = CNN10(num_classes, mel_bins)
+        del self.cnn.fc_audioset  # the label representations are the classifier
+        emb = self._resolve_embeddings(label_embeddings, num_classes, embedding_dim)
+        if adjacency is None and train_targets is not None:
+            adjacency = cooccurrence_adjacency(train_targets, tau, p, scheme)
+        if adjacency is None:
+            warnings.warn("AT-GCN without adjacency or train_targets: self-loops only; "
+                          "build A' with gnn_audio.graph.cooccurrence_adjacency")
+            adjacency = torch.eye(num_classes)
+        if adjacency.shape != (num_classes, num_classes):
+            raise ValueError(f"adjacency must be [{num_classes}, {num_classes}] "
+                             f"(got {tuple(adjacency.shape)})")
+        self.register_buffer("label_embeddings", emb)
+        self.register_buffer("adjacency", adjacency.float().clone())
+        self.gcn = LabelGCN(emb.size(1), 512, gcn_layers, normalize=gcn_normalize)
+
+    @staticmethod
+    def _resolve_embeddings(spec, num_classes: int, dim: int) -> Tensor:
+        if spec is None:
+            warnings.warn("AT-GCN without label embeddings: using fixed pseudo-random vectors; "
+                          "pass GloVe vectors (gnn_audio.labels.load_glove) for the paper's model")
+            return _hashed_embeddings(num_classes, dim)
+        if isinstance(spec, Tensor):
+            emb = spec.float()
+        else:
+            from gnn_audio.labels.glove import load_glove
+            path, names = spec
+            emb = load_glove(path, names)
+        if emb.dim() != 2 or emb.size(0) != num_classes:
+            raise ValueError(f"label embeddings must be [{num_classes}, D] "
+                             f"(got {tuple(emb.shape)})")
+        return emb.clone()
+
+    def label_graph(self) -> Data:
+        """The label graph as a PyG :class:`Data`: ``x`` = label embeddings, ``edge_index`` /
+        ``edge_weight`` from :math:`A'`."""
+        data = adjacency_to_graph(self.adjacency)
+        data.x = self.label_embeddings
+        return data
+
+    def label_representations(self) -> Tensor:
+        """:math:`H^{(L)}`: ``[S, 512]``."""
+        return self.gcn(self.label_graph())
+
+    def forward(self, x: Tensor) -> Tensor:
+        feats = self.cnn.embed(x)                        # [B, 512]
+        return feats @ self.label_representations().t()  # [B, S]
