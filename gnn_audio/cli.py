@@ -39,7 +39,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
     tagger = AudioTagger(args.model, args.checkpoint, args.device, **kwargs)
-    _print_tags(args.files, tagger.top_tags(args.files, k=args.top, batch_size=args.batch_size))
+    probs = tagger.predict(args.files, args.batch_size, progress=len(args.files) > args.batch_size)
+    _print_tags(args.files, tagger.rank(probs, args.top))
     return 0
 
 

@@ -6,6 +6,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from gnn_audio.data.audio import load_audio
 from gnn_audio.data.features import fbank
@@ -53,10 +54,12 @@ class AudioTagger:
         return fbank(wav, self.fbank_config)
 
     @torch.no_grad()
-    def predict(self, paths: Sequence[PathLike], batch_size: int = 8) -> Tensor:
+    def predict(self, paths: Sequence[PathLike], batch_size: int = 8,
+                progress: bool = False) -> Tensor:
         """Tag probabilities ``[len(paths), num_classes]`` (sigmoid of the logits)."""
         out = []
-        for i in range(0, len(paths), batch_size):
+        for i in tqdm(range(0, len(paths), batch_size), desc="tagging", unit=" batches",
+                      disable=not progress):
             x = torch.stack([self.features(p) for p in paths[i:i + batch_size]])
             out.append(torch.sigmoid(self.model(x.to(self.device)).float()).cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.label_names))
@@ -64,7 +67,10 @@ class AudioTagger:
     def top_tags(self, paths: Sequence[PathLike], k: int = 5,
                  batch_size: int = 8) -> List[List[Tuple[str, float]]]:
         """The ``k`` most probable tags of every file, as ``(name, probability)``."""
-        probs = self.predict(paths, batch_size)
+        return self.rank(self.predict(paths, batch_size), k)
+
+    def rank(self, probs: Tensor, k: int = 5) -> List[List[Tuple[str, float]]]:
+        """``[N, S]`` probabilities -> the ``k`` best ``(name, probability)`` per row."""
         top = probs.topk(min(k, probs.size(1)), dim=1)
         return [[(self.label_names[j], float(v)) for v, j in zip(vals, idx)]
                 for vals, idx in zip(top.values.tolist(), top.indices.tolist())]

@@ -20,6 +20,7 @@ from typing import Iterable, Iterator, List, Sequence, Tuple, Union
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 __all__ = ["EmbeddingClip", "dequantize", "quantize", "read_embedding_records",
            "write_embedding_records", "AudioSetEmbeddings"]
@@ -117,12 +118,13 @@ def write_embedding_records(path: PathLike, clips: Iterable[Tuple[str, float, fl
 
 class AudioSetEmbeddings(torch.utils.data.Dataset):
     """Map-style data set over embedding TFRecords: items ``(x [num_frames, 128], y
-    [num_classes] multi-hot)``. The whole release (2 M clips x 1.3 kB) is read into memory
-    as uint8-sized float32 arrays on construction."""
+    [num_classes] multi-hot)``, read into memory on construction (``progress=True`` shows a
+    progress bar: the full release is 2 M clips)."""
 
     def __init__(self, paths: Union[PathLike, Sequence[PathLike]], num_classes: int = 527,
-                 num_frames: int = 10) -> None:
-        clips = list(read_embedding_records(paths, num_frames))
+                 num_frames: int = 10, progress: bool = False) -> None:
+        records = read_embedding_records(paths, num_frames)
+        clips = list(tqdm(records, desc="reading embeddings", unit=" clips", disable=not progress))
         if not clips:
             raise ValueError(f"no records in {paths}")
         self.video_ids = [c.video_id for c in clips]

@@ -24,7 +24,7 @@ taking every d-th.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -175,8 +175,8 @@ def _append_pos(x: Tensor, pos: Optional[Tensor], scale: float) -> Tensor:
 def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
         batch_y: Optional[Tensor] = None, *, dilation: int = 1, normalize: bool = False,
         pos_x: Optional[Tensor] = None, pos_y: Optional[Tensor] = None,
-        pos_scale: float = 1.0, pos_bias: Optional[Tensor] = None, stochastic: bool = False, epsilon: float = 0.0,
-        training: bool = False, backend: str = "auto",
+        pos_scale: float = 1.0, pos_bias: Optional[Tensor] = None, stochastic: bool = False,
+        epsilon: float = 0.0, training: bool = False, backend: str = "auto",
         generator: Optional[torch.Generator] = None, loop: bool = True,
         num_samples: Optional[int] = None) -> EdgeIndex:
     r"""For every row of ``y`` (targets), its ``k`` (dilated) nearest rows of ``x`` (sources)

@@ -9,7 +9,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Dict, List, Tuple
 
-__all__ = ["LabelSet", "load_label_set", "load_ontology", "LABEL_SETS"]
+__all__ = ["LabelSet", "load_label_set", "load_ontology", "ontology_parents", "LABEL_SETS",
+           "load_glove"]
 
 LABEL_SETS = {"fsd50k": "fsd50k_class_labels_indices.csv",
               "audioset": "audioset_class_labels_indices.csv"}
@@ -59,3 +60,6 @@ def ontology_parents() -> Dict[str, List[str]]:
         for child in entry.get("child_ids", []):
             parents.setdefault(child, []).append(mid)
     return parents
+
+
+from gnn_audio.labels.glove import load_glove  # noqa: E402  (needs nothing from above)

@@ -50,6 +50,12 @@ def _fallback(name: str, dim: int, scale: float) -> np.ndarray:
     return v / np.linalg.norm(v) * scale
 
 
+def _warn_missing(missing: List[str], path: Path) -> None:
+    if missing:
+        warnings.warn(f"{len(missing)} labels have no word in {path.name}: {missing[:10]}; "
+                      "they use a hashed fallback vector", stacklevel=3)
+
+
 def _cache_key(path: Path, label_names: Sequence[str]) -> str:
     st = path.stat()
     h = hashlib.sha256()
@@ -102,9 +108,7 @@ def load_glove(path: Union[str, os.PathLike], label_names: Sequence[str],
         if cache_file.exists():
             cached = torch.load(cache_file, map_location="cpu", weights_only=True)
             out, missing = cached["vectors"], list(cached["missing"])
-            if missing:
-                warnings.warn(f"{len(missing)} labels have no word in {path.name}: "
-                              f"{missing[:10]}; they use a hashed fallback vector")
+            _warn_missing(missing, path)
             return (out, missing) if return_missing else out
 
     words = [label_words(n) for n in label_names]
@@ -118,9 +122,7 @@ def load_glove(path: Union[str, os.PathLike], label_names: Sequence[str],
     missing = [n for n, v in zip(label_names, vectors) if v is None]
     out = torch.from_numpy(np.stack([v if v is not None else _fallback(n, dim, scale)
                                      for n, v in zip(label_names, vectors)]).astype(np.float32))
-    if missing:
-        warnings.warn(f"{len(missing)} labels have no word in {path.name}: {missing[:10]}; "
-                      "they use a hashed fallback vector")
+    _warn_missing(missing, path)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp")

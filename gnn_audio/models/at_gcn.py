@@ -94,7 +94,7 @@ class ATGCN(torch.nn.Module):
             adjacency = cooccurrence_adjacency(train_targets, tau, p, scheme)
         if adjacency is None:
             warnings.warn("AT-GCN without adjacency or train_targets: self-loops only; "
-                          "build A' with gnn_audio.graph.cooccurrence_adjacency")
+                          "build A' with gnn_audio.graph.cooccurrence_adjacency", stacklevel=2)
             adjacency = torch.eye(num_classes)
         if adjacency.shape != (num_classes, num_classes):
             raise ValueError(f"adjacency must be [{num_classes}, {num_classes}] "
@@ -107,7 +107,8 @@ class ATGCN(torch.nn.Module):
     def _resolve_embeddings(spec, num_classes: int, dim: int) -> Tensor:
         if spec is None:
             warnings.warn("AT-GCN without label embeddings: using fixed pseudo-random vectors; "
-                          "pass GloVe vectors (gnn_audio.labels.load_glove) for the paper's model")
+                          "pass GloVe vectors (gnn_audio.labels.load_glove) for the paper's model",
+                          stacklevel=3)
             return _hashed_embeddings(num_classes, dim)
         if isinstance(spec, Tensor):
             emb = spec.float()

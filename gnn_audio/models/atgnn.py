@@ -13,7 +13,7 @@ MLG blocks follow every stage (``mlg_blocks`` per stage; the isotropic stage has
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -70,7 +70,7 @@ def test_embedding_baselines_train_on_a_tfrecord(tmp_path, name):
     recipe = get_model_config(name).recipe
     opt = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
     losses = []
-    for epoch in range(10):
+    for _ in range(10):
         for x, y in loader:
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
             opt.zero_grad()

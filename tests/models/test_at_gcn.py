@@ -93,7 +93,7 @@ def test_at_gcn_learns_a_cooccurrence_task_quickly(tmp_path):
                    mel_bins=32)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
-    for step in range(100):
+    for _ in range(100):
         idx = torch.randint(0, len(x_tr), (16,), generator=g)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x_tr[idx]), y_tr[idx])
         opt.zero_grad()

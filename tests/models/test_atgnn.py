@@ -4,7 +4,7 @@ import torch
 from gnn_audio.graph import GridKnnGraph
 from gnn_audio.models import ATGNN
 from gnn_audio.models.atgnn import dilation_schedule, knn_schedule
-from gnn_audio.zoo import (atgnn_iso, atgnn_iso_nomlg, atgnn_pyr_med, atgnn_pyr_med_nomlg,
+from gnn_audio.zoo import (atgnn_iso, atgnn_pyr_med, atgnn_pyr_med_nomlg,
                            atgnn_pyr_s, atgnn_pyr_s_nomlg, atgnn_pyr_t)
 from gnn_audio.zoo.summary import count_macs, count_parameters
 

@@ -75,7 +75,7 @@ def test_gradcheck_float64():
     x_label = torch.randn(4, 6, dtype=torch.double, requires_grad=True)
     b_patch = torch.tensor([0] * 8 + [1] * 6)
     b_label = torch.tensor([0, 0, 1, 1])
-    assert torch.autograd.gradcheck(lambda p, l: conv((p, l), (b_patch, b_label)),
+    assert torch.autograd.gradcheck(lambda p, q: conv((p, q), (b_patch, b_label)),
                                     (x_patch, x_label))
 
 
