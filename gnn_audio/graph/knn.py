@@ -43,8 +43,8 @@ DENSE_CHUNK_BYTES = {"cpu": 16 * 2 ** 20, "cuda": 1024 * 2 ** 20}
 
 
 def resolve_backend(backend: str, device: torch.device, kd: int = 0) -> str:
-    """``"auto"`` -> ``"dense"``. On CPU ``benchmarks/bench_layers.py`` measured it 14x
-    (stage 1) and 35x (stage 3) faster than torch-cluster's KD-tree, which degrades on
+    """``"auto"`` -> ``"dense"``. On CPU ``benchmarks/bench_layers.py`` measured it 15x
+    (stage 1) and 41x (stage 3) faster than torch-cluster's KD-tree, which degrades on
     80-640-d features. On CUDA it is the Pyramid ViG method (one batched GEMM + topk per
     chunk) and has no ``k * dilation <= 100`` limit; run the benchmark on a GPU to compare.
     Asking for ``"cluster"`` on CUDA with ``kd > 100`` raises."""

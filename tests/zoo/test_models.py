@@ -60,3 +60,11 @@ def test_eval_is_deterministic_and_checkpoint_round_trips(name, tmp_path):
     loaded = create_model(name, num_classes=11, pretrained=str(path)).eval()
     with torch.no_grad():
         assert torch.equal(loaded(x), y)
+
+
+@pytest.mark.parametrize("name", list_models("*_nomlg"))
+def test_nomlg_variants_have_no_label_parameters(name):
+    model = create_model(name)
+    assert not [n for n, _ in model.named_parameters() if "label" in n or "mlg" in n]
+    full = create_model(name[:-len("_nomlg")])
+    assert [n for n, _ in full.named_parameters() if n.startswith("label_")]
