@@ -23,6 +23,7 @@ from gnn_audio.graph import feature_map_to_nodes, nodes_to_feature_map
 from gnn_audio.models.layers import conv_bn
 from gnn_audio.models.mlg import MLGBlock
 from gnn_audio.models.vig_blocks import Downsample, PGNBlock, Stem
+from gnn_audio.nn import GroupedLinear
 
 __all__ = ["ATGNN", "dilation_schedule", "knn_schedule"]
 
@@ -144,20 +145,15 @@ class ATGNN(torch.nn.Module):
     def reset_parameters(self) -> None:
         """Vision GNN's init (Kaiming-normal convolutions, zero biases); label embeddings
         ~ trunc-normal(0.02), readout ~ U(+-1/sqrt(C)), LLG adjacency ~ U(+-1/sqrt(S))."""
-        for m in self.modules():
+        for m in self.modules():  # parents come before their children
             if m is self:
                 continue
-            if isinstance(m, torch.nn.Conv2d):
+            if isinstance(m, (torch.nn.Conv2d, GroupedLinear)):  # incl. the graph layers' maps
                 torch.nn.init.kaiming_normal_(m.weight)
                 if m.bias is not None:
                     torch.nn.init.zeros_(m.bias)
             elif hasattr(m, "reset_parameters"):
                 m.reset_parameters()
-        for m in self.modules():  # grouped 1x1 maps inside the graph layers: as convolutions
-            if m.__class__.__name__ == "GroupedLinear":
-                torch.nn.init.kaiming_normal_(m.weight)
-                if m.bias is not None:
-                    torch.nn.init.zeros_(m.bias)
         torch.nn.init.zeros_(self.pos_embed)
         if self.mlg:
             torch.nn.init.trunc_normal_(self.label_embed, std=0.02)

@@ -67,8 +67,7 @@ def csr_by_target(edge_index, num_dst: int) -> Tuple[Tensor, Tensor]:
             ptr = index2ptr(dst, adj.size(0))
     else:
         raise TypeError(f"unsupported adjacency type {type(edge_index)}")
-    ptr = ptr.as_subclass(Tensor) if isinstance(ptr, Tensor) else ptr
-    src = src.as_subclass(Tensor)
+    ptr, src = ptr.as_subclass(Tensor), src.as_subclass(Tensor)  # plain tensors from here
     if ptr.numel() - 1 < num_dst:  # trailing targets without edges
         ptr = torch.cat([ptr, ptr[-1:].expand(num_dst + 1 - ptr.numel())])
     return ptr, src

@@ -116,8 +116,8 @@ class LabelLabelConv(MessagePassing):
             edge_index = self.complete_graph(x.size(0) // s, x.device)
             if self.explain:  # the unfused path needs per-edge weights
                 edge_weight = adj[edge_index[1] % s, edge_index[0] % s]
-        elif edge_weight is None and isinstance(edge_index, Tensor) and not \
-                edge_index.is_sparse and edge_index.layout == torch.strided:
+        elif (edge_weight is None and isinstance(edge_index, Tensor)
+              and edge_index.layout == torch.strided):  # sparse adjacencies carry weights
             edge_weight = adj[edge_index[1] % s, edge_index[0] % s]
         out = self.propagate(edge_index, x=x, edge_weight=edge_weight, adj=adj)
         return out + x

@@ -21,6 +21,9 @@ __all__ = ["save_checkpoint", "load_checkpoint", "load_pretrained", "CheckpointM
 FORMAT = "gnn_audio.checkpoint"
 FORMAT_VERSION = 1
 PathLike = Union[str, os.PathLike]
+#: build arguments that change the architecture (and so the parameter layout)
+ARCH_KEYS = {"arch", "channels", "blocks", "mlg", "mlg_blocks", "head_hidden", "input_size",
+             "gcn_layers", "hidden", "gru_hidden", "embedding_dim", "num_frames", "mel_bins"}
 
 
 class CheckpointMismatch(ValueError):
@@ -111,8 +114,3 @@ def load_pretrained(model: torch.nn.Module, path: PathLike) -> torch.nn.Module:
     if ckpt.get("label_names"):
         model.label_names = list(ckpt["label_names"])
     return model
-
-
-#: build arguments that change the architecture (and so the parameter layout)
-ARCH_KEYS = {"arch", "channels", "blocks", "mlg", "mlg_blocks", "head_hidden", "input_size",
-             "gcn_layers", "hidden", "embedding_dim", "num_frames", "label_dim"}
