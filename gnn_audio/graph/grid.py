@@ -10,7 +10,7 @@ from torch import Tensor
 from torch_geometric import EdgeIndex
 
 from gnn_audio.graph.batch import feature_map_to_nodes, grid_batch_vector
-from gnn_audio.graph.knn import BACKENDS, knn, pos_distance_bias
+from gnn_audio.graph.knn import BACKENDS, knn, pos_distance_bias, resolve_backend
 from gnn_audio.graph.position import grid_sincos_embedding, position_scale
 
 __all__ = ["GridKnnGraph", "grid_knn_graph", "pooled_keys", "grid_position_terms"]
@@ -63,8 +63,12 @@ def grid_knn_graph(x: Tensor, k: int = 9, *, dilation: int = 1, reduce_ratio: in
     pos_kwargs = {}
     if relative_pos:
         pos_q, pos_k, bias = grid_position_terms(h, w, reduce_ratio, c, x.device, x.dtype)
-        pos_kwargs = dict(pos_x=pos_k.repeat(b, 1), pos_y=pos_q.repeat(b, 1),
-                          pos_scale=position_scale(c), pos_bias=bias)
+        if resolve_backend(backend, x.device, k * dilation) == "cluster":
+            # torch-cluster needs the embeddings appended to every node's features
+            pos_kwargs = dict(pos_x=pos_k.repeat(b, 1), pos_y=pos_q.repeat(b, 1),
+                              pos_scale=position_scale(c))
+        else:  # the dense backend adds the cached [N, M] term; no per-node copies
+            pos_kwargs = dict(pos_bias=bias)
     edge_index = knn(keys, nodes, k, batch_k, batch_n, dilation=dilation, normalize=True,
                      stochastic=stochastic, epsilon=epsilon, training=training,
                      backend=backend, generator=generator, num_samples=b, **pos_kwargs)

@@ -114,10 +114,11 @@ class LabelLabelConv(MessagePassing):
         adj = self.adjacency_matrix()
         if edge_index is None:
             edge_index = self.complete_graph(x.size(0) // s, x.device)
-            if self.explain:  # the unfused path needs per-edge weights
-                edge_weight = adj[edge_index[1] % s, edge_index[0] % s]
-        elif (edge_weight is None and isinstance(edge_index, Tensor)
-              and edge_index.layout == torch.strided):  # sparse adjacencies carry weights
+            needs_weights = self.explain  # only the unfused path reads per-edge weights
+        else:  # a sparse adjacency carries its weights as values
+            needs_weights = (edge_weight is None and isinstance(edge_index, Tensor)
+                             and edge_index.layout == torch.strided)
+        if needs_weights:
             edge_weight = adj[edge_index[1] % s, edge_index[0] % s]
         out = self.propagate(edge_index, x=x, edge_weight=edge_weight, adj=adj)
         return out + x
