@@ -63,7 +63,8 @@ def dense_max_relative(conv, x_nodes, x_keys, nbr, batch, n, m):
 def run(device, batch, repeat):
     print(f"\n== {device} (threads: {torch.get_num_threads()}), batch {batch} ==")
     header = (f"{'stage':7} {'nodes':>6} {'C':>4} {'keys':>5} | {'knn dense':>10} "
-              f"{'knn cluster':>11} | {'EdgeIndex':>10} {'edge_index':>10} {'dense ref':>10} "
+              f"{'knn cluster':>11} | {'Neighbor':>10} {'EdgeIndex':>10} {'edge_index':>10} "
+              f"{'dense ref':>10} "
               f"| {'ratio fused/dense':>17} {'ratio scatter/dense':>19}")
     print(header)
     print("-" * len(header))
@@ -77,7 +78,9 @@ def run(device, batch, repeat):
         t_dense = timeit(lambda: grid_knn_graph(x, 9, backend="dense", **kw), device, repeat)
         t_clus = timeit(lambda: grid_knn_graph(x, 9, backend="cluster", **kw), device,
                         max(1, repeat // 2))
-        nodes, keys, edge_index = grid_knn_graph(x, 9, backend="dense", **kw)
+        nodes, keys, neighbors = grid_knn_graph(x, 9, backend="dense", **kw)
+        edge_index = neighbors.to_edge_index()
+        edge_index.get_indptr()
         plain = edge_index.as_tensor()
         n, m = h * w, keys.size(0) // batch
         nbr_local = (plain[0] - (plain[1] // n) * m).view(batch * n, 9)
@@ -89,6 +92,9 @@ def run(device, batch, repeat):
         grad = torch.randn(batch * n, 2 * c, device=device)
 
         def fused():
+            conv(pair, neighbors).backward(grad)
+
+        def fused_csr():
             conv(pair, edge_index).backward(grad)
 
         def scatter():
@@ -98,15 +104,18 @@ def run(device, batch, repeat):
             dense_max_relative(conv, x_nodes, x_keys, nbr_local, batch, n, m).backward(grad)
 
         with torch.no_grad():  # all three compute the same thing
-            a, b = conv(pair, edge_index), dense_max_relative(conv, x_nodes, x_keys, nbr_local,
-                                                              batch, n, m)
+            a, b = conv(pair, neighbors), dense_max_relative(conv, x_nodes, x_keys, nbr_local,
+                                                             batch, n, m)
             assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+            assert torch.allclose(conv(pair, edge_index), b, atol=1e-4)
         t_fused = timeit(fused, device, repeat)
+        t_csr = timeit(fused_csr, device, repeat)
         t_scatter = timeit(scatter, device, max(1, repeat // 2))
         t_ref = timeit(dense, device, repeat)
         results[name] = t_fused / t_ref
         print(f"{name:7} {n:>6} {c:>4} {m:>5} | {t_dense * 1e3:>8.1f}ms {t_clus * 1e3:>9.1f}ms | "
-              f"{t_fused * 1e3:>8.1f}ms {t_scatter * 1e3:>8.1f}ms {t_ref * 1e3:>8.1f}ms | "
+              f"{t_fused * 1e3:>8.1f}ms {t_csr * 1e3:>8.1f}ms {t_scatter * 1e3:>8.1f}ms "
+              f"{t_ref * 1e3:>8.1f}ms | "
               f"{t_fused / t_ref:>17.2f} {t_scatter / t_ref:>19.2f}")
     return results
 

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from gnn_audio.data.synthetic_logmel import synthetic_logmel_batch
+from gnn_audio.data.synthetic.logmel import synthetic_logmel_batch
 from gnn_audio.nn import LabelLabelConv
 from gnn_audio.zoo import atgnn_pyr_t
 

@@ -2,11 +2,14 @@
 
 Data flows ``wav -> features -> graph -> model -> logits -> metrics``:
 
-* :mod:`gnn_audio.data`    audio files, log-mel features, data sets
-* :mod:`gnn_audio.graph`   spectrogram graphs (kNN), label co-occurrence graphs
+* :mod:`gnn_audio.data`    audio files, data-set readers, waveform store, log-mel features,
+                           sampling and augmentation, generated data sets
+* :mod:`gnn_audio.graph`   spectrogram kNN graphs (one ``KnnConfig``)
 * :mod:`gnn_audio.nn`      PyG message-passing layers
 * :mod:`gnn_audio.models`  ATGNN, AT-GCN, CNN10 and baselines
 * :mod:`gnn_audio.zoo`     timm-style registry: ``create_model``, ``list_models``
-* :mod:`gnn_audio.metrics` mAP, mAUC, d-prime
+* :mod:`gnn_audio.labels`  class lists, the AudioSet ontology, GloVe label embeddings and
+                           AT-GCN's label co-occurrence graph
+* :mod:`gnn_audio.metrics` mAP, mAUC, d-prime, lwlrap
 """
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The ``gnn-audio`` command line: ``demo``, ``tag``, ``models``, ``summary``."""
+"""The ``gnn-audio`` command line: ``demo``, ``tag``, ``models``, ``summary``, ``prepare``."""
 from __future__ import annotations
 
 import argparse
@@ -27,20 +27,14 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_tags(paths, tags) -> None:
-    for path, row in zip(paths, tags):
-        print(f"{Path(path).name}:")
-        for name, prob in row:
-            print(f"    {prob:6.3f}  {name}")
-
-
 def _cmd_tag(args: argparse.Namespace) -> int:
-    from gnn_audio.inference import AudioTagger
+    from gnn_audio.inference import AudioTagger, format_tags
 
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
     tagger = AudioTagger(args.model, args.checkpoint, args.device, **kwargs)
     probs = tagger.predict(args.files, args.batch_size, progress=len(args.files) > args.batch_size)
-    _print_tags(args.files, tagger.rank(probs, args.top))
+    for path, tags in zip(args.files, tagger.rank(probs, args.top)):
+        print(format_tags(Path(path).name, tags))
     return 0
 
 
@@ -48,6 +42,48 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from gnn_audio.demo import run_demo
 
     run_demo(args.model, steps=args.steps, out=args.out, top=args.top)
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from gnn_audio.data.features import FSD50K_FBANK
+    from gnn_audio.data.readers import read_fsd50k
+    from gnn_audio.data.stats import compute_norm_stats
+    from gnn_audio.data.store import WaveformStore
+
+    from gnn_audio.data.readers import DataError
+    from gnn_audio.data.store import StoreError
+
+    out = Path(args.out)
+    stores = {}
+    for split in args.splits:
+        try:
+            clips = read_fsd50k(args.data_dir, split, skip_bad=args.skip_bad)
+            store = WaveformStore.build(clips, out / split, sample_rate=args.sample_rate,
+                                        dtype=args.dtype, skip_bad=args.skip_bad,
+                                        num_workers=args.workers, progress=not args.quiet)
+        except (DataError, StoreError) as err:  # one line naming the file
+            print(f"gnn-audio prepare: {err}", file=sys.stderr)
+            return 2
+        stores[split] = store
+        hours = float(store.lengths.sum()) / store.sample_rate / 3600
+        print(f"{split}: {len(store)} clips, {store.num_classes} classes, {hours:.2f} h -> "
+              f"{store.path} ({store.report.summary()})")
+    if args.stats:
+        if "train" not in stores:
+            raise SystemExit("gnn-audio prepare: --stats needs the train split in --splits")
+        fb = FSD50K_FBANK.replace(sample_rate=args.sample_rate)
+        mean, std = compute_norm_stats(stores["train"], fb, progress=not args.quiet)
+        stats = {"norm_mean": mean, "norm_std": std, "split": "train",
+                 "clips": len(stores["train"])}
+        tmp = out / "norm_stats.json.tmp"
+        tmp.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, out / "norm_stats.json")
+        print(f"train log-mel: norm_mean {mean:.4f}, norm_std {std:.4f} -> "
+              f"{out / 'norm_stats.json'}")
     return 0
 
 
@@ -74,6 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(func=_cmd_tag)
+
+    p = sub.add_parser("prepare", help="decode an FSD50K-layout data set into waveform stores")
+    p.add_argument("--data-dir", required=True, help="FSD50K root (FSD50K.ground_truth/, ...)")
+    p.add_argument("--out", required=True, help="folder for the stores, one per split")
+    p.add_argument("--splits", nargs="+", default=["train", "val", "eval"],
+                   choices=["train", "val", "eval"])
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip unusable rows / files, listed in OUT/SPLIT/skipped.txt")
+    p.add_argument("--workers", type=int, default=0, help="decoding processes")
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--dtype", default="int16", choices=["int16", "float16"])
+    p.add_argument("--stats", action="store_true",
+                   help="also compute the train split's log-mel mean and std")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("models", help="list the zoo")
     p.add_argument("pattern", nargs="?", default="*")

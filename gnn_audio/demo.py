@@ -16,9 +16,9 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from gnn_audio.data.audio import load_audio
-from gnn_audio.data.features import FbankConfig, fbank
-from gnn_audio.data.synth import chirp, noise_burst, tone, write_wav
+from gnn_audio.data.features import FbankConfig
+from gnn_audio.data.synthetic.signals import chirp, noise_burst, tone, write_wav
+from gnn_audio.inference import AudioTagger, format_tags
 from gnn_audio.metrics import tagging_metrics
 
 __all__ = ["DEMO_CLASSES", "make_demo_clips", "recalibrate_batchnorm", "run_demo"]
@@ -81,15 +81,19 @@ def run_demo(model: str = "atgnn_pyr_t", steps: int = 60, batch_size: int = 8,
     test = make_demo_clips(out / "test", 24, seconds, seed + 1)
     frames = int(seconds * 100)
     config = FbankConfig(target_length=frames)  # 16 kHz, 128 mel, 10 ms hop (ATGNN front end)
+    net = create_model(model, num_classes=len(DEMO_CLASSES), label_names=DEMO_CLASSES,
+                       drop_path_rate=0.0)
+    # the demo trains on short clips: the model's config says so, and the tagger follows it
+    net.model_config = net.model_config.replace(fbank=config,
+                                                input_size=(frames, config.num_mel_bins))
+    tagger = AudioTagger(net)
 
     def features(items):
-        x = torch.stack([fbank(load_audio(p, config.sample_rate), config) for p, _ in items])
+        x = torch.stack([tagger.features(p) for p, _ in items])
         return x, torch.from_numpy(np.stack([y for _, y in items]))
 
     x_tr, y_tr = features(train)
     x_te, y_te = features(test)
-    net = create_model(model, num_classes=len(DEMO_CLASSES), label_names=DEMO_CLASSES,
-                       drop_path_rate=0.0)
     log(f"gnn-audio demo: {len(train)} training / {len(test)} test clips of {seconds:.0f} s "
         f"({frames} frames x {config.num_mel_bins} mel) written to {out}")
     log(f"model {model}: {count_parameters(net) / 1e6:.1f} M parameters, training {steps} "
@@ -112,11 +116,9 @@ def run_demo(model: str = "atgnn_pyr_t", steps: int = 60, batch_size: int = 8,
     with torch.no_grad():
         probs = torch.sigmoid(net(x_te))
     metrics = tagging_metrics(probs, y_te)
-    for (path, y), p in list(zip(test, probs))[:4]:
+    for (path, y), tags in zip(test[:4], tagger.rank(probs[:4], top)):
         truth = ", ".join(n for n, t in zip(DEMO_CLASSES, y) if t)
-        log(f"{path.name} (truth: {truth}):")
-        for j in p.argsort(descending=True)[:top].tolist():
-            log(f"    {p[j]:.3f}  {DEMO_CLASSES[j]}")
+        log(format_tags(f"{path.name} (truth: {truth})", tags))
     chance = y_te.mean().item()
     log(f"held-out mAP {metrics['mAP']:.3f} (label-frequency baseline about {chance:.2f}), "
         f"mAUC {metrics['mAUC']:.3f}; {time.perf_counter() - start:.0f} s in all")

@@ -10,10 +10,9 @@ from tqdm.auto import tqdm
 
 from gnn_audio.data.audio import load_audio
 from gnn_audio.data.features import fbank
+from gnn_audio.types import PathLike
 
-__all__ = ["AudioTagger"]
-
-PathLike = Union[str, os.PathLike]
+__all__ = ["AudioTagger", "format_tags"]
 
 
 class AudioTagger:
@@ -74,3 +73,9 @@ class AudioTagger:
         top = probs.topk(min(k, probs.size(1)), dim=1)
         return [[(self.label_names[j], float(v)) for v, j in zip(vals, idx)]
                 for vals, idx in zip(top.values.tolist(), top.indices.tolist())]
+
+
+def format_tags(title: str, tags: Sequence[Tuple[str, float]]) -> str:
+    """``title:`` and one ``probability  name`` line per tag (the output of
+    :meth:`AudioTagger.rank` / :meth:`AudioTagger.top_tags` for one file)."""
+    return "\n".join([f"{title}:"] + [f"    {prob:6.3f}  {name}" for name, prob in tags])

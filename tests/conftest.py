@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from gnn_audio.data.synth import chirp, mixture, noise_burst, tone, write_wav
+from gnn_audio.data.synthetic.signals import chirp, mixture, noise_burst, tone, write_wav
 
 SAMPLE_RATES = (8000, 16000, 22050, 44100, 48000)
 KINDS = ("tone", "noise", "chirp", "mixture")

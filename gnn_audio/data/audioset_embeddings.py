@@ -22,10 +22,12 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from gnn_audio.data.features import pad_or_cut
+from gnn_audio.types import PathLike
+
 __all__ = ["EmbeddingClip", "dequantize", "quantize", "read_embedding_records",
            "write_embedding_records", "AudioSetEmbeddings"]
 
-PathLike = Union[str, os.PathLike]
 EMBEDDING_DIM = 128
 _CONTEXT = {"video_id": "byte", "start_time_seconds": "float", "end_time_seconds": "float",
             "labels": "int"}
@@ -56,12 +58,6 @@ def quantize(x: np.ndarray) -> np.ndarray:
     return np.clip(q, 0, 255).astype(np.uint8)
 
 
-def _pad_or_cut(x: np.ndarray, num_frames: int) -> np.ndarray:
-    if x.shape[0] >= num_frames:
-        return x[:num_frames]
-    return np.concatenate([x, np.zeros((num_frames - x.shape[0], x.shape[1]), x.dtype)])
-
-
 def _expand(paths: Union[PathLike, Sequence[PathLike]]) -> List[str]:
     if isinstance(paths, (str, os.PathLike)):
         p = os.fspath(paths)
@@ -88,7 +84,7 @@ def read_embedding_records(paths: Union[PathLike, Sequence[PathLike]], num_frame
                 start=float(np.asarray(context["start_time_seconds"]).reshape(-1)[0]),
                 end=float(np.asarray(context["end_time_seconds"]).reshape(-1)[0]),
                 labels=[int(v) for v in np.asarray(context["labels"]).reshape(-1)],
-                embedding=_pad_or_cut(emb, num_frames))
+                embedding=pad_or_cut(torch.from_numpy(emb), num_frames).numpy())
 
 
 def write_embedding_records(path: PathLike, clips: Iterable[Tuple[str, float, float,

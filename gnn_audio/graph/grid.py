@@ -2,109 +2,139 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric import EdgeIndex
 
-from gnn_audio.graph.batch import feature_map_to_nodes, grid_batch_vector
-from gnn_audio.graph.knn import BACKENDS, knn, pos_distance_bias, resolve_backend
-from gnn_audio.graph.position import grid_sincos_embedding, position_scale
+from gnn_audio.graph.batch import feature_map_to_nodes
+from gnn_audio.graph.config import KnnConfig
+from gnn_audio.graph.knn import knn_index
+from gnn_audio.graph.neighbor_index import NeighborIndex
+from gnn_audio.graph.position import grid_sincos_embedding, position_scale, position_term
 
-__all__ = ["GridKnnGraph", "grid_knn_graph", "pooled_keys", "grid_position_terms"]
+__all__ = ["GridKnnGraph", "grid_knn_graph", "pooled_keys"]
 
 
-def pooled_keys(x: Tensor, r: int) -> Tensor:
-    """``r x r`` average-pooled cells of ``[B, C, H, W]`` (a border cell averages what it
-    covers), ``x`` itself for ``r = 1``."""
-    return x if r == 1 else F.avg_pool2d(x, r, r, ceil_mode=True, count_include_pad=False)
+def pooled_keys(x: Tensor, r: int, partial_cells: bool = True) -> Tensor:
+    """``r x r`` average-pooled cells of ``[B, C, H, W]``, ``x`` itself for ``r = 1``.
+
+    ``partial_cells=True`` keeps a partial border cell (averaging what it covers); ``False``
+    drops it, as the reference code's ``avg_pool2d(x, r, r)``."""
+    if r == 1:
+        return x
+    return F.avg_pool2d(x, r, r, ceil_mode=partial_cells, count_include_pad=False)
 
 
 @lru_cache(maxsize=32)
-def grid_position_terms(height: int, width: int, r: int, dim: int, device: torch.device,
-                        dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
-    """Cached ``(pos_nodes [H*W, D], pos_keys [M, D], bias [H*W, M])`` of one grid:
-    sin-cos embeddings of the nodes and of the pooled key cells, and the dense-backend term
-    they add to squared distances (scale ``1/sqrt(D)``)."""
-    pos_q = grid_sincos_embedding(height, width, dim, 1, device)
-    pos_k = pos_q if r == 1 else grid_sincos_embedding(height, width, dim, r, device)
-    bias = pos_distance_bias(pos_k, pos_q, position_scale(dim))
-    return pos_q.to(dtype), pos_k.to(dtype), bias.to(dtype)
+def _cached_term(mode: str, height: int, width: int, dim: int, r: int,
+                 design_size: Optional[Tuple[int, int]], device: torch.device) -> Tensor:
+    return position_term(mode, height, width, dim, r, design_size, device)
 
 
-def grid_knn_graph(x: Tensor, k: int = 9, *, dilation: int = 1, reduce_ratio: int = 1,
-                   relative_pos: bool = False, stochastic: bool = False, epsilon: float = 0.0,
-                   training: bool = False, backend: str = "auto",
-                   generator: Optional[torch.Generator] = None
-                   ) -> Tuple[Tensor, Tensor, EdgeIndex]:
+@lru_cache(maxsize=32)
+def _cached_embeddings(height: int, width: int, dim: int, r: int,
+                       device: torch.device) -> Tuple[Tensor, Tensor]:
+    pos_q = grid_sincos_embedding(height, width, dim, 1, device).float()
+    pos_k = pos_q if r == 1 else grid_sincos_embedding(height, width, dim, r, device).float()
+    return pos_q, pos_k
+
+
+class GridKnnGraph(torch.nn.Module):
     r"""The Pyramid ViG graph of a feature map ``[B, C, H, W]``.
 
     Every node (cell) of a sample connects to its ``k`` (dilated) nearest key nodes of the
     same sample by Euclidean distance of L2-normalised features; keys are the nodes
     themselves (``reduce_ratio = 1``, self included) or ``r x r`` average-pooled cells.
-    ``relative_pos`` adds Pyramid ViG's relative-position term (exact formulation, see
-    :mod:`gnn_audio.graph.position`).
+    ``relative_pos`` adds Pyramid ViG's relative-position term (see
+    :mod:`gnn_audio.graph.position`). The stochastic dilation follows ``self.training``.
 
-    Returns:
-        ``(x_nodes [B*H*W, C], x_keys [B*M, C], edge_index)``: node and (unnormalised) key
-        features and an :class:`~torch_geometric.EdgeIndex` from keys to nodes, sorted by
-        node; ``x_keys is x_nodes`` when ``reduce_ratio = 1``.
-    """
-    b, c, h, w = x.shape
-    nodes = feature_map_to_nodes(x)
-    key_map = pooled_keys(x, reduce_ratio)
-    keys = nodes if reduce_ratio == 1 else feature_map_to_nodes(key_map)
-    m = key_map.size(2) * key_map.size(3)
-    batch_n = grid_batch_vector(b, h * w, x.device) if b > 1 else None
-    batch_k = (batch_n if reduce_ratio == 1 else grid_batch_vector(b, m, x.device)) if b > 1 \
-        else None
-    pos_kwargs = {}
-    if relative_pos:
-        pos_q, pos_k, bias = grid_position_terms(h, w, reduce_ratio, c, x.device, x.dtype)
-        if resolve_backend(backend, x.device, k * dilation) == "cluster":
-            # torch-cluster needs the embeddings appended to every node's features
-            pos_kwargs = dict(pos_x=pos_k.repeat(b, 1), pos_y=pos_q.repeat(b, 1),
-                              pos_scale=position_scale(c))
-        else:  # the dense backend adds the cached [N, M] term; no per-node copies
-            pos_kwargs = dict(pos_bias=bias)
-    edge_index = knn(keys, nodes, k, batch_k, batch_n, dilation=dilation, normalize=True,
-                     stochastic=stochastic, epsilon=epsilon, training=training,
-                     backend=backend, generator=generator, num_samples=b, **pos_kwargs)
-    return nodes, keys, edge_index
-
-
-class GridKnnGraph(torch.nn.Module):
-    r"""Module form of :func:`grid_knn_graph` that follows ``self.training`` for the
-    stochastic dilation.
+    All samples of a feature map have the same grid, so the graph is a fixed-shape
+    :class:`~gnn_audio.graph.NeighborIndex`; with the dense backend the whole build is
+    traceable by ``torch.compile(fullgraph=True)`` and never synchronises with the host.
 
     Args:
-        k (int): Neighbours per node. (default: :obj:`9`)
-        dilation (int): Dilation rate. (default: :obj:`1`)
-        reduce_ratio (int): Key pooling ratio ``r``. (default: :obj:`1`)
-        relative_pos (bool): Add the relative-position term. (default: :obj:`False`)
-        stochastic (bool): Stochastic dilation in training. (default: :obj:`False`)
-        epsilon (float): Its probability. (default: :obj:`0.2`)
-        backend (str): ``"auto"``, ``"dense"`` or ``"cluster"``. (default: :obj:`"auto"`)
+        config (KnnConfig): The kNN settings (``k``, ``dilation``, ``reduce_ratio``,
+            ``relative_pos``, ``stochastic``, ``epsilon``, ``backend``).
+        grid (tuple, optional): ``(H, W)`` of the feature maps the module expects (a model's
+            design size). With ``channels`` and a relative-position mode, the term is computed
+            once here (a non-persistent buffer: it moves with the module and is not saved).
+            Other sizes work; their term is computed (and cached) on the fly. The
+            ``"reference"`` table is defined relative to this design size.
+        channels (int, optional): Feature size ``C`` of the maps (the embedding size).
     """
 
-    def __init__(self, k: int = 9, dilation: int = 1, reduce_ratio: int = 1,
-                 relative_pos: bool = False, stochastic: bool = False, epsilon: float = 0.2,
-                 backend: str = "auto") -> None:
+    def __init__(self, config: Union[KnnConfig, dict, None] = None,
+                 grid: Optional[Tuple[int, int]] = None, channels: Optional[int] = None
+                 ) -> None:
         super().__init__()
-        if backend not in BACKENDS:
-            raise ValueError(f"knn backend must be one of {BACKENDS} (got {backend!r})")
-        self.k, self.dilation, self.reduce_ratio = k, dilation, reduce_ratio
-        self.relative_pos, self.stochastic, self.epsilon = relative_pos, stochastic, epsilon
-        self.backend = backend
+        self.config = KnnConfig.coerce(config)
+        self.grid = None if grid is None else (int(grid[0]), int(grid[1]))
+        self.channels = channels
+        self.pos_term: Optional[Tensor]
+        if self.config.relative_pos is not None and self.grid is not None \
+                and channels is not None and self.config.backend == "dense":
+            self._check_reference_grid(*self.grid)
+            self.register_buffer("pos_term", self._term(*self.grid, channels,
+                                                        torch.device("cpu")), persistent=False)
+        else:
+            self.pos_term = None
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, EdgeIndex]:
-        return grid_knn_graph(x, self.k, dilation=self.dilation, reduce_ratio=self.reduce_ratio,
-                              relative_pos=self.relative_pos, stochastic=self.stochastic,
-                              epsilon=self.epsilon, training=self.training, backend=self.backend)
+    def _check_reference_grid(self, height: int, width: int) -> None:
+        r = self.config.reduce_ratio
+        if self.config.relative_pos == "reference" and (height % r or width % r):
+            raise ValueError(f"relative_pos='reference' needs a grid divisible by "
+                             f"reduce_ratio={r} (got {height} x {width})")
+
+    def _term(self, height: int, width: int, channels: int, device: torch.device) -> Tensor:
+        return _cached_term(self.config.relative_pos, height, width, channels,
+                            self.config.reduce_ratio, self.grid, device)
+
+    def forward(self, x: Tensor, generator: Optional[torch.Generator] = None
+                ) -> Tuple[Tensor, Tensor, NeighborIndex]:
+        """Returns ``(x_nodes [B*H*W, C], x_keys [B*M, C], graph)``: node and (unnormalised)
+        key features and the keys -> nodes :class:`~gnn_audio.graph.NeighborIndex`;
+        ``x_keys is x_nodes`` when ``reduce_ratio = 1``."""
+        cfg = self.config
+        b, c, h, w = x.shape
+        reference = cfg.relative_pos == "reference"
+        nodes = feature_map_to_nodes(x)
+        key_map = pooled_keys(x, cfg.reduce_ratio, partial_cells=not reference)
+        keys = nodes if cfg.reduce_ratio == 1 else feature_map_to_nodes(key_map)
+        m = key_map.size(2) * key_map.size(3)
+        pos_bias, pos = None, None
+        if cfg.relative_pos is not None and cfg.backend == "dense":
+            if self.pos_term is not None and (h, w) == self.grid and c == self.channels:
+                pos_bias = self.pos_term
+            else:
+                self._check_reference_grid(h, w)
+                pos_bias = self._term(h, w, c, x.device)
+        elif cfg.relative_pos is not None:  # torch-cluster: embeddings appended to features
+            pos_q, pos_k = _cached_embeddings(h, w, c, cfg.reduce_ratio, x.device)
+            pos = (pos_k, pos_q, position_scale(c))
+        graph = knn_index(keys.view(b, m, c), nodes.view(b, h * w, c), cfg.k,
+                          dilation=cfg.dilation, normalize=cfg.normalize, pos_bias=pos_bias,
+                          pos=pos, stochastic=cfg.stochastic, epsilon=cfg.epsilon,
+                          training=self.training, backend=cfg.backend, generator=generator)
+        return nodes, keys, graph
 
     def extra_repr(self) -> str:
-        return (f"k={self.k}, dilation={self.dilation}, reduce_ratio={self.reduce_ratio}, "
-                f"relative_pos={self.relative_pos}, stochastic={self.stochastic}, "
-                f"backend={self.backend}")
+        cfg = self.config
+        return (f"k={cfg.k}, dilation={cfg.dilation}, reduce_ratio={cfg.reduce_ratio}, "
+                f"relative_pos={cfg.relative_pos}, stochastic={cfg.stochastic}, "
+                f"backend={cfg.backend}")
+
+
+def grid_knn_graph(x: Tensor, config: Union[KnnConfig, dict, int, None] = None, *,
+                   training: bool = False, generator: Optional[torch.Generator] = None,
+                   **settings) -> Tuple[Tensor, Tensor, NeighborIndex]:
+    r"""Functional form of :class:`GridKnnGraph`: ``grid_knn_graph(fmap, 9, reduce_ratio=4,
+    relative_pos=True)``; ``config`` is a :class:`KnnConfig`, a dict of its fields or ``k``,
+    ``settings`` are further :class:`KnnConfig` fields."""
+    cfg = KnnConfig.coerce(config)
+    if settings:
+        cfg = cfg.replace(**settings)
+    module = GridKnnGraph(cfg)
+    module.train(training)
+    return module(x, generator)

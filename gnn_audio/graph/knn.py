@@ -5,10 +5,21 @@ r"""k-nearest-neighbour graphs with two interchangeable backends.
 * ``"dense"`` computes batched squared distances (``baddbmm``) and ``topk`` per sample, the
   Pyramid ViG way, in memory-bounded chunks; samples of different sizes are padded.
 
-Both return the same neighbour sets (ties aside) as an :class:`torch_geometric.EdgeIndex`
-``[2, E]`` with sources (``x``/keys) in row 0 and targets (``y``/queries) in row 1, sorted by
-target: every target's neighbours are contiguous and ordered by distance. No builder ever
-connects nodes of different samples.
+Two entry points:
+
+* :func:`knn_index` for equally sized samples given as ``[B, M, C]`` sources and ``[B, N, C]``
+  targets (every spectrogram of a batch): a fixed-shape
+  :class:`~gnn_audio.graph.NeighborIndex` ``[B * N, k]``, computed without any host
+  synchronisation or data-dependent Python control flow, so ``torch.compile(fullgraph=True)``
+  captures it (dense backend) and a GPU never waits for the host;
+* :func:`knn` / :func:`knn_graph` for samples of any sizes (a PyG ``batch`` vector): an
+  :class:`torch_geometric.EdgeIndex` ``[2, E]`` with sources (``x``/keys) in row 0 and targets
+  (``y``/queries) in row 1, sorted by target, every target's neighbours contiguous and ordered
+  by distance. This general path reads sizes from the batch vectors and runs eagerly.
+
+Both backends return the same neighbour sets (ties aside). No builder ever connects nodes of
+different samples. Distances are computed in float32 even under autocast: bfloat16's 8-bit
+mantissa would make distances of normalised features tie and change the graph.
 
 Variants (keyword arguments of :func:`knn` / :func:`knn_graph`):
 
@@ -17,24 +28,27 @@ Variants (keyword arguments of :func:`knn` / :func:`knn_graph`):
 * ``stochastic`` with ``epsilon``: with probability epsilon a random k of the ``k*d`` nearest
   (one draw per call, as Vision GNN), only when ``training``.
 * ``pos_x`` / ``pos_y``: position embeddings appended (scaled) to the features, the exact
-  form of Pyramid ViG's relative-position term (see :mod:`gnn_audio.graph.position`).
+  form of Pyramid ViG's relative-position term (see :mod:`gnn_audio.graph.position`);
+  ``pos_bias``: the same term (or the reference code's table) as a precomputed
+  ``[targets per sample, sources per sample]`` matrix added to the distances (dense only).
 
 A target with fewer than ``k*d`` candidates in its sample keeps the candidates it has, still
 taking every d-th.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric import EdgeIndex
 
-__all__ = ["knn", "knn_graph", "resolve_backend", "pos_distance_bias", "BACKENDS",
-           "CUDA_CLUSTER_MAX_K"]
+from gnn_audio.graph.config import BACKENDS
+from gnn_audio.graph.neighbor_index import NeighborIndex
 
-BACKENDS = ("auto", "dense", "cluster")
+__all__ = ["knn", "knn_graph", "knn_index", "check_backend", "CUDA_CLUSTER_MAX_K"]
+
 #: torch-cluster's CUDA kernel refuses more than this many neighbours per query.
 CUDA_CLUSTER_MAX_K = 100
 #: upper bound on the distance block one dense step materialises, in bytes: cache-sized
@@ -42,27 +56,57 @@ CUDA_CLUSTER_MAX_K = 100
 DENSE_CHUNK_BYTES = {"cpu": 16 * 2 ** 20, "cuda": 1024 * 2 ** 20}
 
 
-def resolve_backend(backend: str, device: torch.device, kd: int = 0) -> str:
-    """``"auto"`` -> ``"dense"``. On CPU ``benchmarks/bench_layers.py`` measured it 15x
-    (stage 1) and 41x (stage 3) faster than torch-cluster's KD-tree, which degrades on
-    80-640-d features. On CUDA it is the Pyramid ViG method (one batched GEMM + topk per
-    chunk) and has no ``k * dilation <= 100`` limit; run the benchmark on a GPU to compare.
-    Asking for ``"cluster"`` on CUDA with ``kd > 100`` raises."""
+def check_backend(backend: str, device: torch.device, kd: int = 0) -> None:
+    """Raises for an unknown backend, and for ``"cluster"`` on CUDA with more than 100
+    candidates per query (torch-cluster's CUDA limit)."""
     if backend not in BACKENDS:
         raise ValueError(f"knn backend must be one of {BACKENDS} (got {backend!r})")
-    if backend == "auto":
-        return "dense"
     if backend == "cluster" and device.type == "cuda" and kd > CUDA_CLUSTER_MAX_K:
         raise ValueError(f"torch-cluster's CUDA knn allows at most {CUDA_CLUSTER_MAX_K} "
                          f"neighbours per query (asked for k*dilation={kd}); "
-                         f"use knn_backend='dense'")
-    return backend
+                         f"use backend='dense'")
 
 
-# -- candidate search: returns [num_y, kd] source indices sorted by distance, -1 padded ---------
+# -- candidate search ----------------------------------------------------------------------------
+
+def _chunk_steps(batch: int, num_y: int, num_x: int, device: torch.device) -> Tuple[int, int]:
+    """(samples, queries) per dense step so that one distance block stays within budget;
+    from shapes only (no device values)."""
+    budget = DENSE_CHUNK_BYTES.get(device.type, DENSE_CHUNK_BYTES["cuda"])
+    step_b = max(1, budget // (4 * max(1, num_y * num_x)))
+    step_q = num_y if step_b > 1 else max(1, budget // (4 * max(1, num_x)))
+    return min(step_b, batch), min(step_q, num_y)
+
+
+def _batched_candidates(xs: Tensor, ys: Tensor, kk: int, bias: Optional[Tensor]) -> Tensor:
+    """``[B, N, kk]`` local indices of the ``kk`` nearest rows of ``xs [B, M, C]`` for every
+    row of ``ys [B, N, C]``, ordered by distance (plus ``bias [N, M]``), in float32 (or
+    float64 for float64 input)."""
+    dtype = torch.promote_types(xs.dtype, torch.float32)
+    with torch.autocast(device_type=xs.device.type, enabled=False):
+        xs, ys = xs.to(dtype), ys.to(dtype)
+        # score_ij = |x_j|^2 - 2 y_i.x_j (+ bias_ij): |y_i|^2 is constant per target and left
+        # out; |x_j|^2 rides along as an extra GEMM column so that the bias (or nothing) is
+        # the only addend and no separate pass over the [targets, sources] block is needed.
+        x_aug = torch.cat([-2.0 * xs, (xs * xs).sum(-1, keepdim=True)], dim=-1).transpose(1, 2)
+        y_aug = torch.cat([ys, ys.new_ones(ys.shape[:-1] + (1,))], dim=-1)
+        bias = None if bias is None else bias.to(dtype)
+        b, n, m = ys.size(0), ys.size(1), xs.size(1)
+        step_b, step_q = _chunk_steps(b, n, m, ys.device)
+        rows = []
+        for s0 in range(0, b, step_b):
+            cols = []
+            for q0 in range(0, n, step_q):
+                lhs, rhs = y_aug[s0:s0 + step_b, q0:q0 + step_q], x_aug[s0:s0 + step_b]
+                dist = (torch.bmm(lhs, rhs) if bias is None else
+                        torch.baddbmm(bias[q0:q0 + step_q].expand(lhs.size(0), -1, -1), lhs, rhs))
+                cols.append(dist.topk(kk, dim=-1, largest=False, sorted=True).indices)
+            rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=1))
+        return rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
+
 
 def _sample_slices(batch: Optional[Tensor], n: int, num_samples: int) -> Tensor:
-    """``ptr`` of a sorted batch vector with ``num_samples`` samples."""
+    """``ptr`` of a sorted batch vector with ``num_samples`` samples (a host copy)."""
     if batch is None:
         return torch.tensor([0, n])
     counts = torch.bincount(batch.cpu(), minlength=num_samples)
@@ -71,53 +115,40 @@ def _sample_slices(batch: Optional[Tensor], n: int, num_samples: int) -> Tensor:
 
 def _dense_candidates(x: Tensor, y: Tensor, kd: int, ptr_x: Tensor, ptr_y: Tensor,
                       bias: Optional[Tensor]) -> Tensor:
+    """General path: ``[num_y, kd]`` global candidates, ``-1`` padded, for samples of any
+    sizes (runs of equal sizes go through one batched search)."""
     num_samples = ptr_x.numel() - 1
-    nx, ny = ptr_x.diff(), ptr_y.diff()
+    nx, ny = ptr_x.diff().tolist(), ptr_y.diff().tolist()
     out = torch.full((y.size(0), kd), -1, dtype=torch.long, device=y.device)
-    uniform = bool((nx == nx[0]).all() and (ny == ny[0]).all())
-    if uniform:
-        groups = [(0, num_samples)]
-    else:  # one sample at a time; padding would waste memory on skewed sizes
-        groups = [(b, b + 1) for b in range(num_samples)]
+    uniform = len(set(nx)) <= 1 and len(set(ny)) <= 1
+    groups = [(0, num_samples)] if uniform else [(b, b + 1) for b in range(num_samples)]
     for b0, b1 in groups:
-        mx, my = int(nx[b0]), int(ny[b0])
+        mx, my = nx[b0], ny[b0]
         if mx == 0 or my == 0:
             continue
-        xs = x[int(ptr_x[b0]):int(ptr_x[b1])].view(b1 - b0, mx, -1)
-        ys = y[int(ptr_y[b0]):int(ptr_y[b1])].view(b1 - b0, my, -1)
+        x0, y0 = int(ptr_x[b0]), int(ptr_y[b0])
+        xs = x[x0:x0 + (b1 - b0) * mx].view(b1 - b0, mx, -1)
+        ys = y[y0:y0 + (b1 - b0) * my].view(b1 - b0, my, -1)
         kk = min(kd, mx)
-        # score_ij = |x_j|^2 - 2 y_i.x_j (+ bias_ij): |y_i|^2 is constant per target and left
-        # out; |x_j|^2 rides along as an extra GEMM column so that the bias (or nothing) is
-        # the only addend and no separate pass over the [targets, sources] block is needed.
-        x_aug = torch.cat([-2.0 * xs, (xs * xs).sum(-1, keepdim=True)], dim=-1)
-        y_aug = torch.cat([ys, ys.new_ones(ys.shape[:-1] + (1,))], dim=-1)
-        budget = DENSE_CHUNK_BYTES.get(y.device.type, DENSE_CHUNK_BYTES["cuda"])
-        step_b = max(1, budget // (4 * my * mx))
-        step_q = my if step_b > 1 else max(1, budget // (4 * mx))
-        for s0 in range(0, b1 - b0, step_b):
-            s1 = min(b1 - b0, s0 + step_b)
-            for q0 in range(0, my, step_q):
-                q1 = min(my, q0 + step_q)
-                lhs, rhs = y_aug[s0:s1, q0:q1], x_aug[s0:s1].transpose(1, 2)
-                dist = (torch.bmm(lhs, rhs) if bias is None
-                        else torch.baddbmm(bias[q0:q1].expand(s1 - s0, -1, -1), lhs, rhs))
-                idx = dist.topk(kk, dim=-1, largest=False, sorted=True).indices
-                idx = idx + ptr_x[b0 + s0:b0 + s1].to(idx.device).view(-1, 1, 1)
-                rows = (torch.arange(s0, s1, device=y.device)[:, None] * my
-                        + torch.arange(q0, q1, device=y.device)[None, :]).reshape(-1)
-                out[int(ptr_y[b0]) + rows, :kk] = idx.reshape(-1, kk)
+        idx = _batched_candidates(xs, ys, kk, bias)
+        idx = idx + ptr_x[b0:b1].to(idx.device).view(-1, 1, 1)
+        out[y0:y0 + (b1 - b0) * my, :kk] = idx.reshape(-1, kk)
     return out
 
 
+@torch.compiler.disable  # torch-cluster's kernels are opaque to torch.compile
 def _cluster_candidates(x: Tensor, y: Tensor, kd: int, batch_x: Optional[Tensor],
                         batch_y: Optional[Tensor]) -> Tensor:
     import torch_cluster
 
-    row, col = torch_cluster.knn(x, y, kd, batch_x, batch_y,
-                                 num_workers=max(1, torch.get_num_threads()))
-    # Order each query's candidates by distance (the CPU KD-tree does not promise an order),
-    # then lay them out as a -1 padded [num_y, kd] matrix.
-    d = (x.index_select(0, col) - y.index_select(0, row)).pow(2).sum(-1)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        x, y = x.to(dtype), y.to(dtype)
+        row, col = torch_cluster.knn(x, y, kd, batch_x, batch_y,
+                                     num_workers=max(1, torch.get_num_threads()))
+        # Order each query's candidates by distance (the CPU KD-tree does not promise an
+        # order), then lay them out as a -1 padded [num_y, kd] matrix.
+        d = (x.index_select(0, col) - y.index_select(0, row)).pow(2).sum(-1)
     order = torch.argsort(d, stable=True)
     order = order[torch.argsort(row[order], stable=True)]
     row, col = row[order], col[order]
@@ -140,13 +171,93 @@ def _drop_self(cand: Tensor, kd: int) -> Tensor:
     return cand.gather(1, order)[:, :kd]
 
 
-def _select(cand: Tensor, k: int, dilation: int, random_subset: bool,
-            generator: Optional[torch.Generator]) -> Tensor:
-    kd = cand.size(1)
-    if random_subset:
-        cols = torch.randperm(kd, generator=generator)[:k].sort().values
-        return cand[:, cols.to(cand.device)]
-    return cand[:, ::dilation][:, :k]
+def _selected_columns(num_cand: int, k: int, dilation: int, random: Optional[Tensor],
+                      generator: Optional[torch.Generator], device: torch.device) -> Tensor:
+    """Which of ``num_cand`` distance-ordered candidates to keep: every ``dilation``-th (at
+    most ``k``), or, where the 0-dim bool ``random`` is true, as many drawn at random (one
+    draw for the whole graph, as Vision GNN). Fixed size; no host synchronisation."""
+    dilated = torch.arange(0, num_cand, dilation, device=device)[:k]
+    if random is None:
+        return dilated
+    drawn = torch.randperm(num_cand, generator=generator,
+                           device=generator.device if generator is not None else device)
+    drawn = drawn[:dilated.numel()].sort().values.to(device)
+    return torch.where(random, drawn, dilated)
+
+
+def _random_flag(stochastic: bool, epsilon: float, training: bool, dilation: int,
+                 generator: Optional[torch.Generator], device: torch.device
+                 ) -> Optional[Tensor]:
+    """``None`` when no random selection can happen, else a 0-dim bool tensor, true with
+    probability ``epsilon`` (stays on the device: no host synchronisation)."""
+    if not (stochastic and training and dilation > 1):
+        return None
+    gen_device = generator.device if generator is not None else device
+    return (torch.rand((), generator=generator, device=gen_device) < epsilon).to(device)
+
+
+def _append_pos(x: Tensor, pos: Optional[Tensor], scale: float) -> Tensor:
+    return x if pos is None else torch.cat([x, (scale * pos).to(x.dtype)], dim=-1)
+
+
+def knn_index(x: Tensor, y: Tensor, k: int, *, dilation: int = 1, normalize: bool = False,
+              pos_bias: Optional[Tensor] = None,
+              pos: Optional[Tuple[Tensor, Tensor, float]] = None, stochastic: bool = False,
+              epsilon: float = 0.0, training: bool = False, backend: str = "dense",
+              generator: Optional[torch.Generator] = None) -> NeighborIndex:
+    r"""For every target row of every sample, its ``k`` (dilated) nearest source rows of the
+    same sample, for equally sized samples.
+
+    Args:
+        x (Tensor): Sources (keys) ``[B, M, C]``.
+        y (Tensor): Targets (queries) ``[B, N, C]``; may be ``x`` itself (self included).
+        k (int): Neighbours per target.
+        dilation (int): Keep every ``dilation``-th of the ``k * dilation`` nearest.
+        normalize (bool): L2-normalise ``x`` and ``y`` over channels first.
+        pos_bias (Tensor, optional): ``[N, M]`` term added to the squared distances of every
+            sample (relative position, :mod:`gnn_audio.graph.position`); dense backend.
+        pos (tuple, optional): ``(pos_x [M, P], pos_y [N, P], scale)``: position embeddings
+            appended (times ``scale``) to the features instead; cluster backend.
+        stochastic, epsilon, training: With probability ``epsilon``, when ``stochastic`` and
+            ``training``, a random ``k`` of the ``k * dilation`` nearest instead.
+        backend (str): ``"dense"`` (fixed shapes, traceable) or ``"cluster"`` (eager).
+        generator (torch.Generator, optional): For the stochastic draw.
+
+    Returns:
+        :class:`~gnn_audio.graph.NeighborIndex` ``[B * N, k']`` over the ``B * M`` flattened
+        sources, neighbours ordered by distance, with ``k' = min(k, ceil(min(k * dilation, M)
+        / dilation))`` (``k`` unless a sample has fewer than ``k * dilation`` sources).
+    """
+    if x.dim() != 3 or y.dim() != 3 or x.size(0) != y.size(0) or x.size(2) != y.size(2):
+        raise ValueError(f"knn_index expects x [B, M, C] and y [B, N, C] (got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)})")
+    if k < 1 or dilation < 1:
+        raise ValueError(f"k and dilation must be positive (got k={k}, dilation={dilation})")
+    b, m, _ = x.shape
+    n = y.size(1)
+    kk = min(k * dilation, m)
+    check_backend(backend, x.device, kk)
+    same = x is y
+    if normalize:
+        x = F.normalize(x, p=2.0, dim=-1)
+        y = x if same else F.normalize(y, p=2.0, dim=-1)
+    if backend == "cluster":
+        if pos is not None:
+            pos_x, pos_y, scale = pos
+            x = _append_pos(x, pos_x.expand(b, -1, -1), scale)
+            y = _append_pos(y, pos_y.expand(b, -1, -1), scale)
+        batch_x = torch.arange(b, device=x.device).repeat_interleave(m)
+        batch_y = torch.arange(b, device=x.device).repeat_interleave(n)
+        cand = _cluster_candidates(x.reshape(b * m, -1), y.reshape(b * n, -1), kk,
+                                   batch_x, batch_y)
+    else:
+        if pos is not None:
+            raise ValueError("the dense backend takes the position term as pos_bias")
+        cand = _batched_candidates(x, y, kk, pos_bias)
+        cand = (cand + (torch.arange(b, device=cand.device) * m).view(-1, 1, 1)).view(b * n, kk)
+    random = _random_flag(stochastic, epsilon, training, dilation, generator, cand.device)
+    cols = _selected_columns(kk, k, dilation, random, generator, cand.device)
+    return NeighborIndex(cand.index_select(1, cols), b * m)
 
 
 def _to_edge_index(nbr: Tensor, num_x: int) -> EdgeIndex:
@@ -157,30 +268,21 @@ def _to_edge_index(nbr: Tensor, num_x: int) -> EdgeIndex:
         keep = src >= 0
         src, dst = src[keep], dst[keep]
     edge_index = EdgeIndex(torch.stack([src, dst]), sparse_size=(num_x, n), sort_order="col")
-    edge_index.get_indptr()  # fill the CSR cache now: torch.compile cannot trace filling it
+    edge_index.get_indptr()  # fill the CSR cache now
     return edge_index
 
 
-def pos_distance_bias(pos_x: Tensor, pos_y: Tensor, scale: float) -> Tensor:
-    """``[n_y, n_x]``: ``scale^2 (|p_x|^2 - 2 p_y . p_x)``, the appended-embedding distance
-    term up to the per-target constant ``scale^2 |p_y|^2``."""
-    return scale ** 2 * ((pos_x * pos_x).sum(-1)[None, :] - 2 * pos_y @ pos_x.t())
-
-
-def _append_pos(x: Tensor, pos: Optional[Tensor], scale: float) -> Tensor:
-    return x if pos is None else torch.cat([x, (scale * pos).to(x.dtype)], dim=-1)
-
-
-@torch.compiler.disable  # data-dependent search that builds an EdgeIndex: runs eagerly
+@torch.compiler.disable  # samples of any sizes: reads sizes on the host, builds an EdgeIndex
 def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
         batch_y: Optional[Tensor] = None, *, dilation: int = 1, normalize: bool = False,
         pos_x: Optional[Tensor] = None, pos_y: Optional[Tensor] = None,
         pos_scale: float = 1.0, pos_bias: Optional[Tensor] = None, stochastic: bool = False,
-        epsilon: float = 0.0, training: bool = False, backend: str = "auto",
+        epsilon: float = 0.0, training: bool = False, backend: str = "dense",
         generator: Optional[torch.Generator] = None, loop: bool = True,
         num_samples: Optional[int] = None) -> EdgeIndex:
     r"""For every row of ``y`` (targets), its ``k`` (dilated) nearest rows of ``x`` (sources)
-    within the same sample.
+    within the same sample, for samples of any sizes (the general path; see
+    :func:`knn_index` for equally sized samples).
 
     Args:
         x (Tensor): Source (key) features ``[N_x, C]``.
@@ -191,12 +293,11 @@ def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
         normalize (bool): L2-normalise ``x`` and ``y`` over channels first.
         pos_x, pos_y (Tensor, optional): Position embeddings appended, times ``pos_scale``, to
             the (normalised) features: adds ``pos_scale**2 * |p_i - q_j|^2`` to the distance.
-        pos_bias (Tensor, optional): The same term precomputed for the dense backend as a
-            ``[targets per sample, sources per sample]`` matrix (up to per-target constants),
-            e.g. cached by :class:`~gnn_audio.graph.GridKnnGraph`; ignored by ``"cluster"``.
+        pos_bias (Tensor, optional): A ``[targets per sample, sources per sample]`` term
+            added to the distances (equally sized samples, dense backend).
         stochastic, epsilon, training: With probability ``epsilon``, when ``stochastic`` and
             ``training``, a random ``k`` of the ``k * dilation`` nearest instead.
-        backend (str): ``"auto"``, ``"dense"`` or ``"cluster"``.
+        backend (str): ``"dense"`` or ``"cluster"``.
         generator (torch.Generator, optional): For the stochastic draw.
         loop (bool): For graphs on themselves (``x is y``), whether a node may be its own
             neighbour. (default: :obj:`True`)
@@ -209,22 +310,20 @@ def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
         raise ValueError(f"k and dilation must be positive (got k={k}, dilation={dilation})")
     same = x is y and batch_x is batch_y and pos_x is pos_y
     kd = k * dilation
-    backend = resolve_backend(backend, x.device, kd + (0 if loop or not same else 1))
-    random_subset = bool(stochastic and training and dilation > 1
-                         and float(torch.rand(1, generator=generator)) < epsilon)
+    kq = kd if loop or not same else kd + 1
+    check_backend(backend, x.device, kq)
     if normalize:
         x = F.normalize(x, p=2.0, dim=-1)
         y = x if same else F.normalize(y, p=2.0, dim=-1)
     if (batch_x is None) != (batch_y is None):
         raise ValueError("pass both batch_x and batch_y, or neither")
+    if (pos_x is None) != (pos_y is None):
+        raise ValueError("pass both pos_x and pos_y, or neither")
     if num_samples is None:
         num_samples = 1
         for b in (batch_x, batch_y):
             if b is not None and b.numel():
                 num_samples = max(num_samples, int(b.max()) + 1)
-    kq = kd if loop or not same else kd + 1
-    if (pos_x is None) != (pos_y is None):
-        raise ValueError("pass both pos_x and pos_y, or neither")
     if backend == "cluster" or pos_bias is None:
         x_aug = _append_pos(x, pos_x, pos_scale)
         x, y = x_aug, (x_aug if same else _append_pos(y, pos_y, pos_scale))
@@ -233,12 +332,14 @@ def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
     else:
         ptr_x = _sample_slices(batch_x, x.size(0), num_samples)
         ptr_y = _sample_slices(batch_y, y.size(0), num_samples)
-        if pos_bias is not None and bool((ptr_x.diff() != ptr_x[1] - ptr_x[0]).any()):
+        if pos_bias is not None and len(set(ptr_x.diff().tolist())) > 1:
             raise ValueError("pos_bias needs samples of equal size")
         cand = _dense_candidates(x, y, kq, ptr_x, ptr_y, pos_bias)
     if kq != kd:
         cand = _drop_self(cand, kd)
-    return _to_edge_index(_select(cand, k, dilation, random_subset, generator), x.size(0))
+    random = _random_flag(stochastic, epsilon, training, dilation, generator, cand.device)
+    cols = _selected_columns(kd, k, dilation, random, generator, cand.device)
+    return _to_edge_index(cand.index_select(1, cols), x.size(0))
 
 
 def knn_graph(x: Tensor, k: int, batch: Optional[Tensor] = None, *, loop: bool = False,

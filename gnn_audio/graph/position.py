@@ -18,17 +18,26 @@ Pooled key nodes (an :math:`r \times r` average of the grid) sit at the centre o
 their embedding is the sin-cos embedding at that fractional position. (The reference code
 instead bicubic-resizes a square ``sqrt(n) x sqrt(n)`` table along the flattened node index,
 which does not follow the 2-D geometry of a non-square spectrogram grid.)
+
+Both are available as the term added to squared distances (``[num nodes, num keys]``):
+:func:`sincos_position_term` (``relative_pos="sincos"``, the exact geometry) and
+:func:`reference_position_term` (``relative_pos="reference"``, the reference code's table, to
+reproduce the authors' graphs). At ATGNN's 128 x 1024 input the two pick different neighbours
+for a share of the nodes that ``docs/graph.md`` gives per stage
+(``benchmarks/relative_pos_difference.py``).
 """
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 __all__ = ["sincos_1d", "sincos_2d", "grid_coordinates", "pooled_cell_centres",
-           "grid_sincos_embedding", "relative_position_bias", "position_scale"]
+           "grid_sincos_embedding", "position_scale", "sincos_position_term",
+           "reference_position_term", "position_term"]
 
 
 def sincos_1d(pos: Tensor, dim: int) -> Tensor:
@@ -80,15 +89,58 @@ def grid_sincos_embedding(height: int, width: int, dim: int, r: int = 1,
     return sincos_2d(*pooled_cell_centres(height, width, r, device), dim)
 
 
-def relative_position_bias(query_pos: Tensor, key_pos: Tensor,
-                           dim: Optional[int] = None) -> Tensor:
-    r"""Pyramid ViG's additive term ``[n_query, n_key]``:
-    :math:`-\tfrac{2}{D}\,\mathbf{e}_i^\top \mathbf{e}_j` (``D`` defaults to the embedding
-    size)."""
-    dim = query_pos.size(1) if dim is None else dim
-    return query_pos @ key_pos.t() * (-2.0 / dim)
-
-
 def position_scale(dim: int) -> float:
     """The factor ``s = 1/sqrt(D)`` that turns appended embeddings into the ViG term."""
     return 1.0 / math.sqrt(dim)
+
+
+def sincos_position_term(height: int, width: int, dim: int, r: int = 1,
+                         device=None) -> Tensor:
+    r"""``[H*W, M]`` float64: :math:`-\tfrac{2}{D}\,\mathbf{e}_i^\top \mathbf{e}_j` between
+    the grid's nodes and its ``r x r`` pooled key cells (the nodes themselves for ``r=1``)."""
+    pos_q = grid_sincos_embedding(height, width, dim, 1, device)
+    pos_k = pos_q if r == 1 else grid_sincos_embedding(height, width, dim, r, device)
+    return pos_q @ pos_k.t() * (-2.0 / dim)
+
+
+@lru_cache(maxsize=8)
+def _reference_table(n: int, r: int, dim: int) -> Tensor:
+    side = int(n ** 0.5)
+    hh, ww = grid_coordinates(side, side)
+    emb = sincos_2d(hh, ww, dim)
+    table = (2.0 * emb @ emb.t() / dim).to(torch.float32)[None, None]  # numpy float32 cast
+    out = torch.nn.functional.interpolate(table, size=(n, n // (r * r)), mode="bicubic",
+                                          align_corners=False)
+    return -out[0, 0]
+
+
+def reference_position_term(height: int, width: int, dim: int, r: int = 1,
+                            design_size: Optional[Tuple[int, int]] = None,
+                            device=None) -> Tensor:
+    r"""``[H*W, H*W // r^2]`` float32: the Pyramid ViG / ATGNN code's relative-position term.
+
+    The reference builds :math:`2 P P^\top / D` for a *square* ``s x s`` grid,
+    ``s = int(sqrt(n))`` with ``n`` the node count at the design input size
+    (``design_size``, default ``(height, width)``), bicubically resizes that table to
+    ``(n, n // r^2)`` along the flattened node index, negates it, and resizes it again
+    (bicubic) when a feature map of another size comes in. Reproduced step by step here."""
+    n = (design_size[0] * design_size[1]) if design_size is not None else height * width
+    table = _reference_table(n, r, dim)
+    nodes = height * width
+    if nodes != n:
+        table = torch.nn.functional.interpolate(table[None, None], size=(nodes, nodes // (r * r)),
+                                                mode="bicubic")[0, 0]
+    return table.to(device)
+
+
+def position_term(mode: Optional[str], height: int, width: int, dim: int, r: int = 1,
+                  design_size: Optional[Tuple[int, int]] = None, device=None,
+                  dtype: torch.dtype = torch.float32) -> Optional[Tensor]:
+    """The ``[H*W, M]`` term of ``mode`` (``None``, ``"sincos"``, ``"reference"``)."""
+    if mode is None:
+        return None
+    if mode == "sincos":
+        return sincos_position_term(height, width, dim, r, device).to(dtype)
+    if mode == "reference":
+        return reference_position_term(height, width, dim, r, design_size, device).to(dtype)
+    raise ValueError(f"unknown relative_pos mode {mode!r}")

@@ -1,65 +1,13 @@
-"""Class lists shipped with the package: FSD50K (200) and AudioSet (527), with the AudioSet
-ontology (for label enhancement and for reading FSD50K's vocabulary)."""
-from __future__ import annotations
-
-import csv
-import json
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
-from typing import Dict, List, Tuple
+"""Labels: the shipped class lists and ontology, AT-GCN's label co-occurrence graph and its
+plot, and GloVe label embeddings."""
+from gnn_audio.labels.cooccurrence import (SCHEMES, adjacency_to_graph, cooccurrence_adjacency,
+                                           cooccurrence_graph, label_cooccurrence_counts)
+from gnn_audio.labels.glove import hashed_gaussian, label_words, load_glove
+from gnn_audio.labels.label_sets import (LABEL_SETS, LabelSet, load_label_set, load_ontology,
+                                         ontology_parents)
+from gnn_audio.labels.plot import plot_label_graph
 
 __all__ = ["LabelSet", "load_label_set", "load_ontology", "ontology_parents", "LABEL_SETS",
-           "load_glove"]
-
-LABEL_SETS = {"fsd50k": "fsd50k_class_labels_indices.csv",
-              "audioset": "audioset_class_labels_indices.csv"}
-
-
-@dataclass(frozen=True)
-class LabelSet:
-    """An ordered class list: ``mids[i]`` / ``names[i]`` are the id and display name of
-    output ``i``."""
-
-    name: str
-    mids: Tuple[str, ...]
-    names: Tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.mids)
-
-    def index(self) -> Dict[str, int]:
-        """``mid -> class index``."""
-        return {m: i for i, m in enumerate(self.mids)}
-
-
-@lru_cache(maxsize=None)
-def load_label_set(name: str) -> LabelSet:
-    """``"fsd50k"`` or ``"audioset"`` (a ``index,mid,display_name`` CSV shipped as package
-    data)."""
-    if name not in LABEL_SETS:
-        raise ValueError(f"unknown label set {name!r}; choose from {sorted(LABEL_SETS)}")
-    text = resources.files(__name__).joinpath(LABEL_SETS[name]).read_text(encoding="utf-8")
-    rows = list(csv.DictReader(text.splitlines()))
-    rows.sort(key=lambda r: int(r["index"]))
-    return LabelSet(name, tuple(r["mid"] for r in rows), tuple(r["display_name"] for r in rows))
-
-
-@lru_cache(maxsize=None)
-def load_ontology() -> Dict[str, dict]:
-    """The AudioSet ontology as ``mid -> entry`` (``name``, ``child_ids``, ...)."""
-    text = resources.files(__name__).joinpath("audioset_ontology.json").read_text(
-        encoding="utf-8")
-    return {entry["id"]: entry for entry in json.loads(text)}
-
-
-def ontology_parents() -> Dict[str, List[str]]:
-    """``mid -> parent mids`` derived from ``child_ids``."""
-    parents: Dict[str, List[str]] = {}
-    for mid, entry in load_ontology().items():
-        for child in entry.get("child_ids", []):
-            parents.setdefault(child, []).append(mid)
-    return parents
-
-
-from gnn_audio.labels.glove import load_glove  # noqa: E402  (needs nothing from above)
+           "load_glove", "label_words", "hashed_gaussian", "SCHEMES", "cooccurrence_adjacency",
+           "cooccurrence_graph", "adjacency_to_graph", "label_cooccurrence_counts",
+           "plot_label_graph"]

@@ -30,7 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["label_words", "load_glove", "default_cache_dir"]
+from gnn_audio.types import PathLike
+
+__all__ = ["label_words", "load_glove", "hashed_gaussian", "default_cache_dir"]
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -44,9 +46,19 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gnn_audio" / "glove"
 
 
+def hashed_gaussian(key: str, shape: Union[int, Tuple[int, ...]]) -> np.ndarray:
+    """Standard-normal float64 values of ``shape``, seeded by the SHA-256 of ``key``.
+
+    Reproducible on every platform and run, and different for different keys: the stand-in
+    label embedding of a label without a known word (keyed by its name) and of a model built
+    without label embeddings (:class:`gnn_audio.models.at_gcn.ATGCN`)."""
+    seed = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
 def _fallback(name: str, dim: int, scale: float) -> np.ndarray:
-    seed = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
-    v = np.random.default_rng(seed).standard_normal(dim)
+    """A label's hashed vector, scaled to norm ``scale``."""
+    v = hashed_gaussian(name, dim)
     return v / np.linalg.norm(v) * scale
 
 
@@ -87,8 +99,8 @@ def _stream_vectors(path: Path, wanted: set) -> Tuple[Dict[str, np.ndarray], int
     return found, dim
 
 
-def load_glove(path: Union[str, os.PathLike], label_names: Sequence[str],
-               cache_dir: Optional[Union[str, os.PathLike]] = "default",
+def load_glove(path: PathLike, label_names: Sequence[str],
+               cache_dir: Optional[PathLike] = "default",
                return_missing: bool = False) -> Union[Tensor, Tuple[Tensor, List[str]]]:
     """Label embeddings ``[S, D]`` (float32) from a GloVe text file.
 

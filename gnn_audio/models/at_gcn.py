@@ -2,7 +2,6 @@
 computes over the label co-occurrence graph (paper eq. 1-3)."""
 from __future__ import annotations
 
-import hashlib
 import warnings
 from typing import Optional, Sequence, Union
 
@@ -12,8 +11,10 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv
 
-from gnn_audio.graph.cooccurrence import adjacency_to_graph, cooccurrence_adjacency
+from gnn_audio.labels.cooccurrence import adjacency_to_graph, cooccurrence_adjacency
+from gnn_audio.labels.glove import hashed_gaussian, load_glove
 from gnn_audio.models.cnn10 import CNN10
+from gnn_audio.models.inputs import check_logmel_input
 
 __all__ = ["ATGCN", "LabelGCN"]
 
@@ -49,12 +50,6 @@ class LabelGCN(torch.nn.Module):
         return h
 
 
-def _hashed_embeddings(num_labels: int, dim: int) -> Tensor:
-    g = np.random.default_rng(int.from_bytes(hashlib.sha256(b"gnn_audio").digest()[:8],
-                                             "little"))
-    return torch.from_numpy(g.standard_normal((num_labels, dim)).astype(np.float32))
-
-
 class ATGCN(torch.nn.Module):
     r"""AT-GCN: :math:`\hat{y} = \sigma(H^{(L)} x)` (eq. 3), ``x`` the 512-d CNN10 clip
     embedding, :math:`H^{(L)} \in \mathbb{R}^{S \times 512}` from :class:`LabelGCN` over the
@@ -64,7 +59,7 @@ class ATGCN(torch.nn.Module):
         num_classes (int): Number of labels :math:`S`.
         gcn_layers (int): 1, 2 (paper's best) or 3 GCN layers.
         tau (float), p (float), scheme (str): Graph construction when built from
-            ``train_targets`` (see :func:`gnn_audio.graph.cooccurrence_adjacency`).
+            ``train_targets`` (see :func:`gnn_audio.labels.cooccurrence_adjacency`).
         label_embeddings (Tensor or (path, names)): ``[S, D]`` label node features, or a
             GloVe file and the label names to read them with
             :func:`gnn_audio.labels.load_glove`. Default: fixed pseudo-random 300-d vectors
@@ -94,7 +89,7 @@ class ATGCN(torch.nn.Module):
             adjacency = cooccurrence_adjacency(train_targets, tau, p, scheme)
         if adjacency is None:
             warnings.warn("AT-GCN without adjacency or train_targets: self-loops only; "
-                          "build A' with gnn_audio.graph.cooccurrence_adjacency", stacklevel=2)
+                          "build A' with gnn_audio.labels.cooccurrence_adjacency", stacklevel=2)
             adjacency = torch.eye(num_classes)
         if adjacency.shape != (num_classes, num_classes):
             raise ValueError(f"adjacency must be [{num_classes}, {num_classes}] "
@@ -109,11 +104,11 @@ class ATGCN(torch.nn.Module):
             warnings.warn("AT-GCN without label embeddings: using fixed pseudo-random vectors; "
                           "pass GloVe vectors (gnn_audio.labels.load_glove) for the paper's model",
                           stacklevel=3)
-            return _hashed_embeddings(num_classes, dim)
+            return torch.from_numpy(
+                hashed_gaussian("gnn_audio", (num_classes, dim)).astype(np.float32))
         if isinstance(spec, Tensor):
             emb = spec.float()
         else:
-            from gnn_audio.labels.glove import load_glove
             path, names = spec
             emb = load_glove(path, names)
         if emb.dim() != 2 or emb.size(0) != num_classes:
@@ -133,5 +128,6 @@ class ATGCN(torch.nn.Module):
         return self.gcn(self.label_graph())
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_logmel_input(x, self.cnn.bn0.num_features, self)
         feats = self.cnn.embed(x)                        # [B, 512]
         return feats @ self.label_representations().t()  # [B, S]

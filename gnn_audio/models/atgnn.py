@@ -13,19 +13,23 @@ MLG blocks follow every stage (``mlg_blocks`` per stage; the isotropic stage has
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gnn_audio.graph import feature_map_to_nodes, nodes_to_feature_map
-from gnn_audio.models.layers import conv_bn
+from gnn_audio.graph import KnnConfig, feature_map_to_nodes, nodes_to_feature_map
+from gnn_audio.models.inputs import check_logmel_input
 from gnn_audio.models.mlg import MLGBlock
-from gnn_audio.models.vig_blocks import Downsample, PGNBlock, Stem
+from gnn_audio.models.vig_blocks import Downsample, PGNBlock, Stem, conv_bn
 from gnn_audio.nn import GroupedLinear
 
 __all__ = ["ATGNN", "dilation_schedule", "knn_schedule"]
+
+#: constructor arguments of earlier versions that live in ``KnnConfig`` now -> its field
+_LEGACY_KNN_ARGS = {"k": "k", "knn_backend": "backend", "stochastic": "stochastic",
+                    "epsilon": "epsilon", "relative_pos": "relative_pos"}
 
 
 def knn_schedule(k: int, num_blocks: int, rising: bool) -> List[int]:
@@ -52,21 +56,27 @@ class ATGNN(torch.nn.Module):
         mlg_blocks (list of int): MLG blocks after each stage (ignored when ``mlg=False``).
         mlg (bool): Build the label branch (PLG/LLG and label readout); ``False`` gives the
             paper's "-MLG" model (patch head only, no label parameters).
-        k (int): kNN size of the PGN blocks (start of the schedule for isotropic).
-        k_plg (int): Patch neighbours per label node.
+        knn (KnnConfig or dict, optional): The base kNN settings of the PGN blocks
+            (:class:`~gnn_audio.graph.KnnConfig`: ``k``, ``relative_pos``, ``stochastic``,
+            ``epsilon``, ``backend``). Each block's config is derived from it: ``k`` follows
+            the schedule (constant for pyramid, rising to ``2k`` for isotropic), ``dilation``
+            Vision GNN's schedule, ``reduce_ratio`` the stage. Default: ``k=9``,
+            ``relative_pos="sincos"`` for pyramid (``None`` for isotropic), dense backend.
+            A dict overrides fields of that default (``{"stochastic": True}``); a
+            :class:`~gnn_audio.graph.KnnConfig` replaces it whole.
+        k_plg (int): Patch neighbours per label node (PLG; its backend follows ``knn``).
         reduce_ratios (list of int): Key pooling per stage (pyramid: ``[4, 2, 1, 1]``).
-        relative_pos (bool): Relative-position term in the kNN (pyramid ViG).
         max_dilation_nodes (int, optional): Dilation cap numerator (default 49 pyramid,
             196 isotropic, as Vision GNN).
-        stochastic (bool), epsilon (float): Stochastic dilation in training.
         drop_path_rate (float): Stochastic depth, linear over the PGN blocks; MLG blocks use
             the maximum (as the reference).
         drop_rate (float): Dropout in the patch head.
         llg_adjacency (str, optional): ``None`` (paper), ``"softmax"`` or ``"tanh"``: see
             :class:`~gnn_audio.nn.LabelLabelConv` (bounded modes train under fp16/bf16).
-        input_size (tuple): ``(mel bins, frames)`` the position embedding is made for; other
-            sizes work (the embedding is resized bicubically).
-        knn_backend (str): ``"auto"``, ``"dense"`` or ``"cluster"``.
+        input_size (tuple): ``(frames, mel bins)`` of the design input (1024 x 128): the
+            position embedding and relative-position terms are made for it; other frame
+            counts work (the embedding is resized bicubically).
+        head_hidden (int): Width of the patch head's hidden layer.
 
     Input: log-mel ``[B, frames, mel]`` (what :func:`gnn_audio.data.fbank` returns, batched)
     or ``[B, 1, mel, frames]``. Output: logits ``[B, S]`` = ``Y_patch + Y_hat`` (eq. 7-9; the
@@ -76,14 +86,20 @@ class ATGNN(torch.nn.Module):
     def __init__(self, num_classes: int = 200, *, arch: str = "pyramid",
                  channels: Sequence[int] = (80, 160, 400, 640),
                  blocks: Sequence[int] = (2, 2, 6, 2), mlg_blocks: Sequence[int] = (1, 1, 3, 1),
-                 mlg: bool = True, k: int = 9, k_plg: int = 9,
-                 reduce_ratios: Optional[Sequence[int]] = None,
-                 relative_pos: Optional[bool] = None, max_dilation_nodes: Optional[int] = None,
-                 stochastic: bool = False, epsilon: float = 0.2, drop_path_rate: float = 0.1,
+                 mlg: bool = True, knn: Union[KnnConfig, Mapping[str, Any], None] = None,
+                 k_plg: int = 9, reduce_ratios: Optional[Sequence[int]] = None,
+                 max_dilation_nodes: Optional[int] = None, drop_path_rate: float = 0.1,
                  drop_rate: float = 0.0, llg_adjacency: Optional[str] = None,
-                 input_size: Tuple[int, int] = (128, 1024), knn_backend: str = "auto",
-                 head_hidden: int = 1024) -> None:
+                 input_size: Tuple[int, int] = (1024, 128), head_hidden: int = 1024,
+                 **legacy: Any) -> None:
         super().__init__()
+        if legacy:
+            moved = sorted(set(legacy) & set(_LEGACY_KNN_ARGS))
+            raise TypeError(
+                f"ATGNN got unexpected arguments {sorted(legacy)}" + (
+                    f"; the kNN settings {moved} are one config now: pass "
+                    f"knn=KnnConfig({', '.join(f'{_LEGACY_KNN_ARGS[m]}=...' for m in moved)})"
+                    if moved else ""))
         if arch not in ("pyramid", "isotropic"):
             raise ValueError(f"arch must be 'pyramid' or 'isotropic' (got {arch!r})")
         pyramid = arch == "pyramid"
@@ -94,7 +110,9 @@ class ATGNN(torch.nn.Module):
         if len(mlg_blocks) != len(blocks):
             raise ValueError("mlg_blocks needs one entry per stage")
         reduce_ratios = list(reduce_ratios or ([4, 2, 1, 1] if pyramid else [1]))
-        relative_pos = pyramid if relative_pos is None else relative_pos
+        base = KnnConfig.coerce(knn, relative_pos="sincos" if pyramid else None)
+        frames, mel = input_size
+        self.knn_config = base
         self.num_classes = num_classes
         self.arch = arch
         self.mlg = mlg
@@ -103,13 +121,17 @@ class ATGNN(torch.nn.Module):
         self.input_size = tuple(input_size)
 
         n_blocks = sum(blocks)
-        ks = knn_schedule(k, n_blocks, rising=not pyramid)
+        ks = knn_schedule(base.k, n_blocks, rising=not pyramid)
         dilations = dilation_schedule(ks, max_dilation_nodes or (49 if pyramid else 196))
         dpr = torch.linspace(0, drop_path_rate, n_blocks).tolist()
 
         self.stem = Stem(channels[0], num_down=2 if pyramid else 4)
-        grid = (input_size[0] // self.stride, input_size[1] // self.stride)
-        self.pos_embed = torch.nn.Parameter(torch.zeros(1, channels[0], *grid))
+        # feature maps are [B, C, mel, time]; each stride-2 convolution (padding 1) rounds up
+        self.pos_embed = torch.nn.Parameter(
+            torch.zeros(1, channels[0], mel // self.stride, frames // self.stride))
+        grid = (mel, frames)
+        for _ in range(2 if pyramid else 4):
+            grid = (-(-grid[0] // 2), -(-grid[1] // 2))
 
         # flat list, Downsample between stages: the index layout of Pyramid ViG checkpoints
         self.backbone = torch.nn.ModuleList()
@@ -118,10 +140,11 @@ class ATGNN(torch.nn.Module):
         for i, (c, n) in enumerate(zip(channels, blocks)):
             if i > 0:
                 self.backbone.append(Downsample(channels[i - 1], c))
+                grid = (-(-grid[0] // 2), -(-grid[1] // 2))  # stride-2 conv, padding 1
             for _ in range(n):
-                self.backbone.append(PGNBlock(c, ks[idx], dilations[idx], reduce_ratios[i],
-                                              relative_pos, stochastic, epsilon, dpr[idx],
-                                              knn_backend))
+                block_knn = base.replace(k=ks[idx], dilation=dilations[idx],
+                                         reduce_ratio=reduce_ratios[i])
+                self.backbone.append(PGNBlock(c, knn=block_knn, grid=grid, drop_path=dpr[idx]))
                 idx += 1
             self.stage_ends.append(len(self.backbone) - 1)
 
@@ -136,8 +159,10 @@ class ATGNN(torch.nn.Module):
                 [torch.nn.Identity() if i == 0 else conv_bn(channels[i - 1], c)
                  for i, c in enumerate(channels)])
             self.mlg_stages = torch.nn.ModuleList(
-                torch.nn.ModuleList(MLGBlock(c, num_classes, k_plg, drop_path_rate,
-                                             llg_adjacency, knn_backend) for _ in range(m))
+                torch.nn.ModuleList(
+                    MLGBlock(c, num_classes, knn=KnnConfig(k=k_plg, backend=base.backend),
+                             drop_path=drop_path_rate, adjacency=llg_adjacency)
+                    for _ in range(m))
                 for c, m in zip(channels, mlg_blocks))
             self.label_readout = torch.nn.Parameter(torch.empty(num_classes, channels[-1]))
         self.reset_parameters()
@@ -163,12 +188,10 @@ class ATGNN(torch.nn.Module):
     # -- forward -----------------------------------------------------------------------------
 
     def _as_image(self, x: Tensor) -> Tensor:
-        if x.dim() == 3:  # [B, frames, mel] -> [B, 1, mel, frames]
-            x = x.transpose(1, 2).unsqueeze(1)
-        if x.dim() != 4 or x.size(1) != 1:
-            raise ValueError(f"expected [B, frames, mel] or [B, 1, mel, frames] (got "
-                             f"{tuple(x.shape)})")
-        return x
+        """Check ``x`` (see :func:`~gnn_audio.models.inputs.check_logmel_input`; NaN / inf
+        unless ``self.check_finite = False``) and return it as ``[B, 1, mel, frames]``."""
+        x = check_logmel_input(x, self.input_size[1], self)  # [B, frames, mel]
+        return x.transpose(1, 2).unsqueeze(1)
 
     def position_embedding(self, grid: Tuple[int, int]) -> Tensor:
         """The learnable position embedding, bicubically resized to ``grid`` if needed."""

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gnn_audio.models.inputs import check_logmel_input
+
 __all__ = ["CNN10", "ConvBlock"]
 
 
@@ -32,7 +34,8 @@ class CNN10(torch.nn.Module):
     dropout 0.5; ``fc1`` 512 -> 512 + ReLU (the 512-d clip embedding :meth:`embed` returns);
     classifier ``fc_audioset``. 5.22 M parameters with 527 classes and 64 mel bins.
 
-    Input ``[B, frames, mel]``; output logits ``[B, num_classes]``.
+    Input ``[B, frames, mel]`` (or ``[B, 1, mel, frames]``; checked by :meth:`forward`, see
+    :func:`~gnn_audio.models.inputs.check_logmel_input`); output logits ``[B, num_classes]``.
     """
 
     def __init__(self, num_classes: int = 527, mel_bins: int = 64) -> None:
@@ -69,4 +72,5 @@ class CNN10(torch.nn.Module):
         return F.relu(self.fc1(x))
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_logmel_input(x, self.bn0.num_features, self)
         return self.fc_audioset(self.embed(x))

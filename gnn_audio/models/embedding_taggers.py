@@ -1,9 +1,9 @@
 """Taggers on the AudioSet 128-d embedding release (10 frames at 1 Hz, 527 classes): the
 baselines of the student report (Li, "Audio Tagging: LSTM and Gated CNN Model").
 
-Input ``[B, 10, 128]`` (zero-padded / cut to 10 frames, dequantised to about [-2, 2]);
-output logits ``[B, num_classes]``. Where the report is vague the choices are documented in
-each class.
+Input ``[B, 10, 128]`` (zero-padded / cut to 10 frames, dequantised to about [-2, 2];
+checked, see :func:`~gnn_audio.models.inputs.check_embedding_input`); output logits
+``[B, num_classes]``. Where the report is vague the choices are documented in each class.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from gnn_audio.models.inputs import check_embedding_input
 
 __all__ = ["FCTagger", "LSTMTagger", "GatedCNNTagger"]
 
@@ -34,9 +36,11 @@ class FCTagger(torch.nn.Module):
                  embedding_dim: int = 128) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.num_frames, self.embedding_dim = num_frames, embedding_dim
         self.net = _mlp([num_frames * embedding_dim, *hidden, num_classes])
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_embedding_input(x, self.num_frames, self.embedding_dim, self)
         return self.net(x.flatten(1))
 
 
@@ -50,12 +54,14 @@ class LSTMTagger(torch.nn.Module):
                  embedding_dim: int = 128, hidden: Sequence[int] = (512, 256, 128)) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.num_frames, self.embedding_dim = num_frames, embedding_dim
         dims = [embedding_dim, *hidden]
         self.lstms = torch.nn.ModuleList(torch.nn.LSTM(a, b, batch_first=True)
                                          for a, b in zip(dims[:-1], dims[1:]))
         self.head = _mlp([num_frames * hidden[-1], 2048, 1024, num_classes])
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_embedding_input(x, self.num_frames, self.embedding_dim, self)
         for lstm in self.lstms:
             x, _ = lstm(x)
         return self.head(x.flatten(1))
@@ -88,6 +94,7 @@ class GatedCNNTagger(torch.nn.Module):
                  embedding_dim: int = 128, gru_hidden: int = 128) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.num_frames, self.embedding_dim = num_frames, embedding_dim
         self.gated = torch.nn.Sequential(GatedBlock(1), GatedBlock(64))
         self.conv1 = torch.nn.Conv2d(64, 128, 3, padding=1)
         self.conv2 = torch.nn.Conv2d(128, 256, 3, padding=1)
@@ -97,6 +104,7 @@ class GatedCNNTagger(torch.nn.Module):
         self.fc = torch.nn.Linear(2 * gru_hidden, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_embedding_input(x, self.num_frames, self.embedding_dim, self)
         x = self.gated(x.unsqueeze(1))                              # [B, 64, T, D]
         x = F.max_pool2d(F.relu(self.conv1(x)), self.pool1)         # [B, 128, T/2, D]
         x = F.relu(self.conv2(x))

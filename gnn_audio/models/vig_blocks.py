@@ -8,16 +8,43 @@ that turning them into graph nodes ``[B * H * W, C]`` and back is a view, not a 
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from gnn_audio.graph import GridKnnGraph, nodes_to_feature_map
-from gnn_audio.models.layers import DropPath, conv_bn
+from gnn_audio.graph import GridKnnGraph, KnnConfig, nodes_to_feature_map
 from gnn_audio.nn import MaxRelativeConv
 
-__all__ = ["Stem", "Downsample", "FFN", "Grapher", "PGNBlock"]
+__all__ = ["DropPath", "conv_bn", "Stem", "Downsample", "FFN", "Grapher", "PGNBlock"]
+
+
+class DropPath(torch.nn.Module):
+    """Stochastic depth: drops the whole residual branch of a sample with probability ``p``
+    in training (scaling the kept ones by ``1 / (1 - p)``); the identity in eval."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.size(0),) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1,
+            stride: int = 1) -> torch.nn.Sequential:
+    """``Conv2d (+bias) -> BatchNorm2d``, the ``fc`` / downsample unit of Vision GNN."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                        padding=kernel_size // 2),
+        torch.nn.BatchNorm2d(out_channels))
 
 
 def _act() -> torch.nn.Module:
@@ -79,19 +106,17 @@ class Grapher(torch.nn.Module):
     \mathrm{GraphConv}(W_{in}\mathbf{x}))`.
 
     ``fc1`` (1x1 conv + BN) -> dynamic kNN graph of the feature map
-    (:class:`~gnn_audio.graph.GridKnnGraph`: k, dilation, pooled keys, relative position)
-    -> :class:`~gnn_audio.nn.MaxRelativeConv` C -> 2C (grouped 1x1, groups 4, BN, GELU,
-    channel-interleaved as Vision GNN) -> ``fc2`` (1x1 conv 2C -> C + BN) -> DropPath +
-    residual.
+    (:class:`~gnn_audio.graph.GridKnnGraph` with ``knn``: k, dilation, pooled keys, relative
+    position) -> :class:`~gnn_audio.nn.MaxRelativeConv` C -> 2C (grouped 1x1, groups 4, BN,
+    GELU, channel-interleaved as Vision GNN) -> ``fc2`` (1x1 conv 2C -> C + BN) -> DropPath +
+    residual. ``grid`` is the design ``(H, W)`` of the block's feature maps.
     """
 
-    def __init__(self, channels: int, k: int = 9, dilation: int = 1, reduce_ratio: int = 1,
-                 relative_pos: bool = True, stochastic: bool = False, epsilon: float = 0.2,
-                 drop_path: float = 0.0, knn_backend: str = "auto") -> None:
+    def __init__(self, channels: int, *, knn: Union[KnnConfig, dict, None] = None,
+                 grid: Optional[Tuple[int, int]] = None, drop_path: float = 0.0) -> None:
         super().__init__()
         self.fc1 = conv_bn(channels, channels)
-        self.graph = GridKnnGraph(k, dilation, reduce_ratio, relative_pos, stochastic, epsilon,
-                                  knn_backend)
+        self.graph = GridKnnGraph(knn, grid=grid, channels=channels)
         self.graph_conv = MaxRelativeConv(channels, 2 * channels, groups=4, norm="batch",
                                           act="gelu", concat="interleave")
         self.fc2 = conv_bn(2 * channels, channels)
@@ -109,10 +134,7 @@ class PGNBlock(torch.nn.Sequential):
     """One Patch GNN block: :class:`Grapher` then :class:`FFN` (hidden 4C); indices 0 and 1
     as in Vision GNN's ``Seq(Grapher, FFN)``."""
 
-    def __init__(self, channels: int, k: int, dilation: int, reduce_ratio: int = 1,
-                 relative_pos: bool = True, stochastic: bool = False, epsilon: float = 0.2,
-                 drop_path: float = 0.0, knn_backend: str = "auto") -> None:
-        super().__init__(
-            Grapher(channels, k, dilation, reduce_ratio, relative_pos, stochastic, epsilon,
-                    drop_path, knn_backend),
-            FFN(channels, 4 * channels, drop_path))
+    def __init__(self, channels: int, *, knn: Union[KnnConfig, dict, None] = None,
+                 grid: Optional[Tuple[int, int]] = None, drop_path: float = 0.0) -> None:
+        super().__init__(Grapher(channels, knn=knn, grid=grid, drop_path=drop_path),
+                         FFN(channels, 4 * channels, drop_path))

@@ -15,28 +15,44 @@ Mapping into :class:`~gnn_audio.models.ATGNN`:
   for the actual grid (see :mod:`gnn_audio.graph.position`);
 * ``prediction.*`` (the ImageNet head): skipped;
 * everything else (``fc1``, ``fc2``, FFNs, downsampling, batch-norm statistics) as is.
+
+A file whose tensors fill fewer than half of the model's backbone tensors (``stem``,
+``pos_embed``, ``backbone``) is not a ViG checkpoint of this layout: :func:`load_vig_imagenet`
+raises and leaves the model untouched.
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gnn_audio.models.weights_io import load_weights_file
+from gnn_audio.types import PathLike
+
 __all__ = ["load_vig_imagenet", "map_vig_state_dict"]
 
 SKIPPED_PREFIXES = ("prediction.",)
 SKIPPED_SUFFIXES = (".relative_pos",)
+#: the model tensors a ViG checkpoint initialises
+BACKBONE_PREFIXES = ("stem.", "pos_embed", "backbone.")
+#: fewer mapped backbone tensors than this fraction: not a ViG checkpoint of this layout
+MIN_MAPPED_FRACTION = 0.5
 
 
-def _unwrap(obj) -> Dict[str, Tensor]:
+def _read_state_dict(path: PathLike) -> Dict[str, Tensor]:
+    """The ``state_dict`` in a ViG checkpoint file (raw, or under ``state_dict`` / ``model``
+    / ``state_dict_ema``; ``module.`` prefixes dropped), with a one-line error naming the file
+    for anything else."""
+    path = os.fspath(path)
+    obj = load_weights_file(path, "Vision GNN checkpoint")
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
-    if not isinstance(obj, dict):
-        raise ValueError("not a state_dict")
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ValueError(f"{path} is not a Vision GNN checkpoint: no state_dict of tensors")
     return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
@@ -72,16 +88,28 @@ def map_vig_state_dict(vig: Dict[str, Tensor], target: Dict[str, Tensor]
     return mapped, unexpected, skipped
 
 
-def load_vig_imagenet(model: torch.nn.Module, path: Union[str, os.PathLike]
-                      ) -> Tuple[List[str], List[str]]:
+def load_vig_imagenet(model: torch.nn.Module, path: PathLike) -> Tuple[List[str], List[str]]:
     """Initialise ``model``'s PGN backbone from a Vision GNN ImageNet checkpoint file.
 
     Returns ``(missing, unexpected)``: model keys left at their initialisation (for ATGNN:
     the label branch and the patch head) and checkpoint keys with no place in the model.
+
+    Raises ``ValueError`` (naming the file; the model is left untouched) when the file is not
+    a checkpoint, when a tensor's shape does not fit, or when fewer than half of the model's
+    backbone tensors (``stem``, ``pos_embed``, ``backbone``) are found in it.
     """
-    vig = _unwrap(torch.load(os.fspath(path), map_location="cpu", weights_only=True))
+    vig = _read_state_dict(path)
     target = model.state_dict()
-    mapped, unexpected, _ = map_vig_state_dict(vig, target)
+    try:
+        mapped, unexpected, _ = map_vig_state_dict(vig, target)
+    except ValueError as e:
+        raise ValueError(f"{os.fspath(path)}: {e}") from None
+    backbone = [k for k in target if k.startswith(BACKBONE_PREFIXES)]
+    found = sum(k in mapped for k in backbone)
+    if not backbone or found < MIN_MAPPED_FRACTION * len(backbone):
+        raise ValueError(f"{os.fspath(path)} is not a Vision GNN checkpoint for this model: "
+                         f"{found} of its {len(backbone)} backbone tensors found, "
+                         f"{len(unexpected)} keys with no place in it (e.g. {unexpected[:3]})")
     model.load_state_dict(mapped, strict=False)
     missing = [k for k in target if k not in mapped]
     return missing, unexpected

@@ -41,9 +41,12 @@ class LabelLabelConv(MessagePassing):
     * ``"tanh"``: :math:`\tanh(\mathbf{A}) / S`, entries in :math:`(-1/S, 1/S)`, rows of
       absolute sum at most 1.
 
-    The complete graphs are built (and cached) inside :meth:`forward` and aggregated by one
-    batched matrix product; any other graph given as ``edge_index`` goes through PyG's
-    regular message passing with weights :math:`A_{ij}`.
+    Without ``edge_index``, the complete graphs of the samples are aggregated by one batched
+    matrix product (:meth:`aggregate_complete`: what the fused message passing over the
+    complete graph computes, with no graph built, so ``torch.compile(fullgraph=True)``
+    captures it); explainers get the explicit complete graph (:meth:`complete_graph`). Any
+    other graph given as ``edge_index`` goes through PyG's regular message passing with
+    weights :math:`A_{ij}`.
 
     Args:
         num_labels (int): Number of label nodes :math:`S` per sample.
@@ -84,6 +87,12 @@ class LabelLabelConv(MessagePassing):
             return torch.tanh(self.weight) / self.num_labels
         return self.weight
 
+    def aggregate_complete(self, x: Tensor, adj: Tensor) -> Tensor:
+        r""":math:`\sum_j A_{ij} \mathbf{l}^{\prime}_j` over the complete graph of every sample
+        (``x`` is ``[B * S, F]``): one batched matrix product."""
+        s = self.num_labels
+        return torch.matmul(adj.to(x.dtype), x.view(-1, s, x.size(-1))).view_as(x)
+
     @torch.compiler.disable  # builds an EdgeIndex, which torch.compile cannot trace
     def complete_graph(self, num_samples: int, device: torch.device) -> EdgeIndex:
         """The complete label graph (self-loops included) of ``num_samples`` samples, sorted by
@@ -112,9 +121,11 @@ class LabelLabelConv(MessagePassing):
         if batch is not None and batch.numel() != x.size(0):
             raise ValueError("batch must have one entry per label node")
         adj = self.adjacency_matrix()
-        if edge_index is None:
+        if edge_index is None and not self.explain:
+            return self.aggregate_complete(x, adj) + x
+        if edge_index is None:  # explainers need per-edge messages and weights
             edge_index = self.complete_graph(x.size(0) // s, x.device)
-            needs_weights = self.explain  # only the unfused path reads per-edge weights
+            needs_weights = True
         else:  # a sparse adjacency carries its weights as values
             needs_weights = (edge_weight is None and isinstance(edge_index, Tensor)
                              and edge_index.layout == torch.strided)
@@ -129,9 +140,7 @@ class LabelLabelConv(MessagePassing):
     def message_and_aggregate(self, edge_index: Adj, x: Tensor, edge_weight: OptTensor,
                               adj: Tensor) -> Tensor:
         if any(edge_index is g for g in self._graph_cache.values()):
-            # the cached complete graphs: A @ L' for every sample in one batched product
-            s = self.num_labels
-            return torch.matmul(adj.to(x.dtype), x.view(-1, s, x.size(-1))).view_as(x)
+            return self.aggregate_complete(x, adj)  # the cached complete graphs
         if isinstance(edge_index, EdgeIndex):
             (ptr, src), perm = edge_index.get_csc()
             w = edge_weight if perm is None else edge_weight[perm]

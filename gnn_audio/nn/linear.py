@@ -34,6 +34,8 @@ class GroupedLinear(torch.nn.Module):
     def __init__(self, in_channels: int, out_channels: int, groups: int = 1,
                  bias: bool = True) -> None:
         super().__init__()
+        if groups < 1:
+            raise ValueError(f"groups must be at least 1 (got {groups})")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must be divisible by groups ({groups})")
@@ -52,13 +54,19 @@ class GroupedLinear(torch.nn.Module):
             torch.nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.size(-1) != self.in_channels:
+            raise ValueError(f"{self.__class__.__name__} expects {self.in_channels} input "
+                             f"channels in the last dimension (got shape {tuple(x.shape)})")
         if self.groups == 1:
             return F.linear(x, self.weight, self.bias)
         # A grouped 1x1 convolution over a channels-last view of the nodes: one fused kernel
         # (measured faster than einsum/bmm on CPU) and counted correctly by flop counters.
         shape = x.shape
-        x2 = x.reshape(1, -1, 1, self.in_channels).permute(0, 3, 1, 2)
         w = self.weight.view(self.out_channels, -1, 1, 1)
+        if x.numel() == 0:  # no nodes: conv2d rejects an empty image, not an empty batch
+            out = F.conv2d(x.reshape(-1, self.in_channels, 1, 1), w, self.bias, groups=self.groups)
+            return out.reshape(*shape[:-1], self.out_channels)
+        x2 = x.reshape(1, -1, 1, self.in_channels).permute(0, 3, 1, 2)
         out = F.conv2d(x2, w, self.bias, groups=self.groups)
         return out.permute(0, 2, 3, 1).reshape(*shape[:-1], self.out_channels)
 

@@ -8,8 +8,9 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.inits import reset
 from torch_geometric.typing import Adj, OptPairTensor, PairTensor, Size
 
-from gnn_audio.nn._segment import csr_by_target, relative_extreme
-from gnn_audio.nn._update import concat_pair, make_update_nn
+from gnn_audio.graph.neighbor_index import NeighborIndex
+from gnn_audio.nn.relative_max import max_relative
+from gnn_audio.nn.update import check_concat, concat_pair, make_update_nn
 
 __all__ = ["MaxRelativeConv"]
 
@@ -32,10 +33,14 @@ class MaxRelativeConv(MessagePassing):
     :math:`\mathbf{x}^{src}_j - \mathbf{x}^{dst}_i` and the output lives on the target nodes
     (Pyramid ViG's pooled key nodes are the sources).
 
-    When ``edge_index`` is an :class:`torch_geometric.EdgeIndex` sorted by target (what
-    :mod:`gnn_audio.graph`'s kNN builders return) or a sparse adjacency, aggregation runs fused
-    on the CSR form; when every target has the same number of sources (a kNN graph) it is a
-    single gather-max whose backward scatters one value per output element.
+    ``edge_index`` may be a :class:`~gnn_audio.graph.NeighborIndex` (the fixed-shape
+    ``[num_dst, k]`` kNN graph that :mod:`gnn_audio.graph`'s builders return for equally
+    sized samples): :meth:`message_and_aggregate` then reduces it with one gather-max whose
+    backward scatters one value per output element, with no host synchronisation, so that
+    ``torch.compile(fullgraph=True)`` captures the layer. An
+    :class:`torch_geometric.EdgeIndex` sorted by target or a sparse adjacency is aggregated
+    fused on its CSR form; a plain ``[2, E]`` ``edge_index`` goes through
+    :meth:`message` and PyG's max aggregation. The aggregation is always the max.
 
     Args:
         in_channels (int): Size of each input sample :math:`F_{in}`.
@@ -55,30 +60,34 @@ class MaxRelativeConv(MessagePassing):
             ``MRConv2d`` (load its weights without permuting them). With ``groups > 1`` the
             two orders are different models. (default: :obj:`"cat"`)
         **kwargs (optional): Additional arguments of
-            :class:`torch_geometric.nn.conv.MessagePassing`.
+            :class:`torch_geometric.nn.conv.MessagePassing` (``aggr`` must be ``"max"``).
 
     Shapes:
         - **input:**
           node features :math:`(|\mathcal{V}|, F_{in})` or
           :math:`((|\mathcal{V}_s|, F_{in}), (|\mathcal{V}_t|, F_{in}))` if bipartite,
-          edge indices :math:`(2, |\mathcal{E}|)` (or a transposed sparse adjacency)
+          edge indices :math:`(2, |\mathcal{E}|)`, a transposed sparse adjacency or a
+          :class:`~gnn_audio.graph.NeighborIndex` :math:`(|\mathcal{V}_t|, k)`
         - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
           :math:`(|\mathcal{V}_t|, F_{out})` if bipartite
     """
 
     SUPPORTS_FUSED_EDGE_INDEX = True
+    #: the relative term is ``x_j - x_i`` (``False``) or ``x_i - x_j`` (``True``)
+    DST_MINUS_SRC = False
 
     def __init__(self, in_channels: int, out_channels: int, nn: Optional[torch.nn.Module] = None,
                  groups: int = 1, norm: Union[str, Callable, None] = None,
                  act: Union[str, Callable, None] = None, bias: bool = True,
                  concat: str = "cat", **kwargs) -> None:
-        kwargs.setdefault("aggr", "max")
+        aggr = kwargs.setdefault("aggr", "max")
+        if aggr != "max":
+            raise ValueError(f"{self.__class__.__name__} is defined by its max aggregation "
+                             f"(got aggr={aggr!r})")
         super().__init__(**kwargs)
-        if concat not in ("cat", "interleave"):
-            raise ValueError(f"concat must be 'cat' or 'interleave' (got {concat!r})")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.concat = concat
+        self.concat = check_concat(concat)
         self._h_repr = (f"nn={nn.__class__.__name__}" if nn is not None else
                         f"groups={groups}, norm={norm}, act={act}")
         self.nn = nn if nn is not None else make_update_nn(
@@ -89,20 +98,30 @@ class MaxRelativeConv(MessagePassing):
         super().reset_parameters()
         reset(self.nn)
 
-    def forward(self, x: Union[Tensor, PairTensor], edge_index: Adj, size: Size = None) -> Tensor:
+    def forward(self, x: Union[Tensor, PairTensor],
+                edge_index: Union[Adj, NeighborIndex], size: Size = None) -> Tensor:
         if isinstance(x, Tensor):
             x = (x, x)
-        # propagate: max_j (x_j - x_i) per target node
-        m = self.propagate(edge_index, x=x, size=size)
+        m = self.aggregate_relative(x, edge_index, size)
         return self.nn(concat_pair(x[1], m, self.concat))
 
-    def message(self, x_i: Tensor, x_j: Tensor) -> Tensor:
-        return x_j - x_i
+    def aggregate_relative(self, x: PairTensor, edge_index: Union[Adj, NeighborIndex],
+                           size: Size = None) -> Tensor:
+        """The max of the relative messages per target node."""
+        if isinstance(edge_index, NeighborIndex):
+            if not self.explain:  # what propagate's fused path would run, minus its checks
+                return self.message_and_aggregate(edge_index, x)
+            edge_index = edge_index.to_edge_index()  # explainers need per-edge messages
+            size = (x[0].size(0), x[1].size(0))
+        return self.propagate(edge_index, x=x, size=size)
 
-    def message_and_aggregate(self, edge_index: Adj, x: OptPairTensor) -> Tensor:
+    def message(self, x_i: Tensor, x_j: Tensor) -> Tensor:
+        return x_i - x_j if self.DST_MINUS_SRC else x_j - x_i
+
+    def message_and_aggregate(self, edge_index: Union[Adj, NeighborIndex],
+                              x: OptPairTensor) -> Tensor:
         x_src, x_dst = x
-        ptr, src = csr_by_target(edge_index, x_dst.size(0))
-        return relative_extreme(x_src, x_dst, ptr, src)
+        return max_relative(x_src, x_dst, edge_index, self.DST_MINUS_SRC)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "

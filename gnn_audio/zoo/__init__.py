@@ -3,15 +3,21 @@
 >>> from gnn_audio.zoo import atgnn_pyr_s, create_model, list_models
 >>> model = atgnn_pyr_s(num_classes=200)            # or create_model("atgnn_pyr_s")
 >>> list_models("atgnn_pyr_*")
+
+Layout as timm's: ``_registry`` (names -> entry points and their :class:`ModelConfig`),
+``_factory`` (:func:`create_model`), ``_builder`` (``build_model``, which every entry point
+calls), ``checkpoints`` (save / load), the entry points in ``atgnn`` and ``baselines``
+(registered when this package is imported).
 """
 from gnn_audio.zoo.atgnn import (atgnn_iso, atgnn_iso_nomlg, atgnn_pyr_med,
                                  atgnn_pyr_med_nomlg, atgnn_pyr_s, atgnn_pyr_s_nomlg,
                                  atgnn_pyr_t, atgnn_pyr_t_nomlg)
 from gnn_audio.zoo.baselines import at_gcn, cnn10, fc1, fc2, gated_cnn_tagger, lstm_tagger
+from gnn_audio.zoo._factory import create_model
+from gnn_audio.zoo._registry import (ModelConfig, get_model_config, is_model, list_models,
+                                     register_model)
 from gnn_audio.zoo.checkpoints import (CheckpointMismatch, load_checkpoint, load_pretrained,
                                        save_checkpoint)
-from gnn_audio.zoo.registry import (ModelConfig, create_model, get_model_config, is_model,
-                                    list_models, register_model)
 
 __all__ = ["create_model", "list_models", "get_model_config", "is_model", "register_model",
            "ModelConfig", "save_checkpoint", "load_checkpoint", "load_pretrained",

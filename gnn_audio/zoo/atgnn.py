@@ -1,11 +1,16 @@
-"""ATGNN entry points: isotropic, pyramid t / s / med, each with and without MLG."""
+"""ATGNN entry points: isotropic, pyramid t / s / med, each with and without MLG.
+
+The "-MLG" models (patch head only) are entries of their own (``atgnn_pyr_s_nomlg``, ...):
+``mlg`` is not an argument of any entry point, so a model's name always says what it is.
+"""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from gnn_audio.models.atgnn import ATGNN
-from gnn_audio.zoo._factory import build_model
-from gnn_audio.zoo.registry import ModelConfig, register_model
+from gnn_audio.types import PathLike
+from gnn_audio.zoo._builder import build_model
+from gnn_audio.zoo._registry import ModelConfig, register_model
 
 __all__ = ["atgnn_iso", "atgnn_pyr_t", "atgnn_pyr_s", "atgnn_pyr_med", "atgnn_iso_nomlg",
            "atgnn_pyr_t_nomlg", "atgnn_pyr_s_nomlg", "atgnn_pyr_med_nomlg"]
@@ -41,72 +46,87 @@ _ARCHS = {
 }
 
 
-def _config(name: str, mlg: bool, description: str) -> ModelConfig:
-    key = name if mlg else f"{name}_nomlg"
-    return ModelConfig(name=key, family="atgnn", k=9, paper=_PAPER.get(key, {}),
-                       reference_params=_REFERENCE_PARAMS.get(key),
+#: the ATGNN arguments that define the parameter layout
+_ARCH_ARGS = ("arch", "channels", "blocks", "mlg", "mlg_blocks", "head_hidden", "input_size")
+
+
+def _config(base: str, mlg: bool, description: str) -> ModelConfig:
+    name = base if mlg else f"{base}_nomlg"
+    return ModelConfig(name=name, family="atgnn", k=9, paper=_PAPER.get(name, {}),
+                       reference_params=_REFERENCE_PARAMS.get(name),
+                       arch_args=_ARCH_ARGS if mlg else tuple(
+                           a for a in _ARCH_ARGS if a != "mlg_blocks"),
                        description=description + ("" if mlg else " without MLG blocks"))
 
 
-def _create(base: str, pretrained: Optional[str], num_classes: int, mlg: bool,
-            **kwargs: Any) -> ATGNN:
+def _create(base: str, mlg: bool, pretrained: Optional[PathLike], num_classes: int,
+            kwargs: Dict[str, Any]) -> ATGNN:
     name = base if mlg else f"{base}_nomlg"
-    arch = dict(_ARCHS[base])
+    other = f"{base}_nomlg" if mlg else base
+    if "mlg" in kwargs:
+        raise TypeError(f"{name}() got an unexpected keyword argument 'mlg': the model "
+                        f"{'without' if mlg else 'with'} MLG blocks is {other}()")
+    if not mlg and "mlg_blocks" in kwargs:
+        raise TypeError(f"{name}() has no MLG blocks, so no 'mlg_blocks' (see {other}())")
+    defaults = dict(_ARCHS[base], mlg=mlg)
     if not mlg:
-        arch.pop("mlg_blocks")
-    arch.update(kwargs)
-    return build_model(name, ATGNN, pretrained, num_classes, mlg=mlg, **arch)
+        defaults.pop("mlg_blocks")
+    return build_model(name, ATGNN, pretrained, num_classes, defaults=defaults, **kwargs)
 
 
 @register_model(_config("atgnn_iso", True, "ATGNN isotropic (ViG-S backbone, /16 patches)"))
-def atgnn_iso(pretrained: Optional[str] = None, num_classes: int = 200, mlg: bool = True,
+def atgnn_iso(pretrained: Optional[PathLike] = None, num_classes: int = 200,
               **kwargs: Any) -> ATGNN:
     """ATGNN-iso: isotropic PGN (16 x 320, k 9 -> 18) + 18 MLG blocks."""
-    return _create("atgnn_iso", pretrained, num_classes, mlg, **kwargs)
+    return _create("atgnn_iso", True, pretrained, num_classes, kwargs)
 
 
 @register_model(_config("atgnn_pyr_t", True, "ATGNN pyramid tiny (ViG-Ti widths)"))
-def atgnn_pyr_t(pretrained: Optional[str] = None, num_classes: int = 200, mlg: bool = True,
+def atgnn_pyr_t(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                 **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-t: Pyramid ViG-Ti widths [48, 96, 240, 384], blocks [2, 2, 6, 2]."""
-    return _create("atgnn_pyr_t", pretrained, num_classes, mlg, **kwargs)
+    return _create("atgnn_pyr_t", True, pretrained, num_classes, kwargs)
 
 
 @register_model(_config("atgnn_pyr_s", True, "ATGNN pyramid small"))
-def atgnn_pyr_s(pretrained: Optional[str] = None, num_classes: int = 200, mlg: bool = True,
+def atgnn_pyr_s(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                 **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-s: Pyramid ViG-S widths [80, 160, 400, 640], blocks [2, 2, 6, 2],
     MLG [1, 1, 3, 1]."""
-    return _create("atgnn_pyr_s", pretrained, num_classes, mlg, **kwargs)
+    return _create("atgnn_pyr_s", True, pretrained, num_classes, kwargs)
 
 
 @register_model(_config("atgnn_pyr_med", True, "ATGNN pyramid medium"))
-def atgnn_pyr_med(pretrained: Optional[str] = None, num_classes: int = 200, mlg: bool = True,
+def atgnn_pyr_med(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                   **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-med: Pyramid ViG-M widths [96, 192, 384, 768], blocks [2, 2, 16, 2],
     MLG [1, 1, 6, 1]."""
-    return _create("atgnn_pyr_med", pretrained, num_classes, mlg, **kwargs)
+    return _create("atgnn_pyr_med", True, pretrained, num_classes, kwargs)
 
 
 @register_model(_config("atgnn_iso", False, "ATGNN isotropic"))
-def atgnn_iso_nomlg(pretrained: Optional[str] = None, num_classes: int = 200,
+def atgnn_iso_nomlg(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                     **kwargs: Any) -> ATGNN:
-    return atgnn_iso(pretrained, num_classes, mlg=False, **kwargs)
+    """ATGNN-iso-MLG: the isotropic PGN backbone and the patch head only."""
+    return _create("atgnn_iso", False, pretrained, num_classes, kwargs)
 
 
 @register_model(_config("atgnn_pyr_t", False, "ATGNN pyramid tiny"))
-def atgnn_pyr_t_nomlg(pretrained: Optional[str] = None, num_classes: int = 200,
+def atgnn_pyr_t_nomlg(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                       **kwargs: Any) -> ATGNN:
-    return atgnn_pyr_t(pretrained, num_classes, mlg=False, **kwargs)
+    """ATGNN-pyr-t-MLG: :func:`atgnn_pyr_t` without the label branch."""
+    return _create("atgnn_pyr_t", False, pretrained, num_classes, kwargs)
 
 
 @register_model(_config("atgnn_pyr_s", False, "ATGNN pyramid small"))
-def atgnn_pyr_s_nomlg(pretrained: Optional[str] = None, num_classes: int = 200,
+def atgnn_pyr_s_nomlg(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                       **kwargs: Any) -> ATGNN:
-    return atgnn_pyr_s(pretrained, num_classes, mlg=False, **kwargs)
+    """ATGNN-pyr-s-MLG: :func:`atgnn_pyr_s` without the label branch (the paper's -MLG)."""
+    return _create("atgnn_pyr_s", False, pretrained, num_classes, kwargs)
 
 
 @register_model(_config("atgnn_pyr_med", False, "ATGNN pyramid medium"))
-def atgnn_pyr_med_nomlg(pretrained: Optional[str] = None, num_classes: int = 200,
+def atgnn_pyr_med_nomlg(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                         **kwargs: Any) -> ATGNN:
-    return atgnn_pyr_med(pretrained, num_classes, mlg=False, **kwargs)
+    """ATGNN-pyr-med-MLG: :func:`atgnn_pyr_med` without the label branch."""
+    return _create("atgnn_pyr_med", False, pretrained, num_classes, kwargs)

@@ -16,7 +16,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gnn_audio.zoo.registry import create_model, get_model_config, list_models
+from gnn_audio.zoo._factory import create_model
+from gnn_audio.zoo._registry import get_model_config, list_models
 
 __all__ = ["count_parameters", "count_macs", "model_summary", "summary_table"]
 

@@ -4,7 +4,7 @@ import soundfile as sf
 import torch
 
 from gnn_audio.data import FbankConfig, fbank, load_audio
-from gnn_audio.data.synth import chirp, mixture, noise_burst, tone
+from gnn_audio.data.synthetic.signals import chirp, mixture, noise_burst, tone
 
 
 def test_fixture_covers_rates_kinds_and_channels(audio_files):
@@ -64,3 +64,29 @@ def test_fbank_other_rates(sr):
     feats = fbank(torch.from_numpy(tone(1.0, sr)), FbankConfig(sample_rate=sr, num_mel_bins=64,
                                                              target_length=None))
     assert feats.shape == (98, 64)
+
+
+@pytest.mark.parametrize("fmt,subtype,channels,atol", [
+    ("WAV", "PCM_U8", 1, 1 / 64), ("WAV", "PCM_16", 1, 1e-4), ("WAV", "PCM_24", 2, 1e-6),
+    ("WAV", "FLOAT", 2, 0.0), ("FLAC", "PCM_16", 2, 1e-4), ("FLAC", "PCM_24", 1, 1e-6),
+    ("OGG", "VORBIS", 2, None)])
+def test_formats_decode(tmp_path, fmt, subtype, channels, atol):
+    """8/16/24-bit, float and stereo wav, FLAC and Ogg Vorbis decode to the written samples."""
+    from gnn_audio.data.audio import audio_info
+
+    sig = np.stack([tone(0.5, 16000, freq=440.0 * (c + 1), seed=c) for c in range(channels)], 1)
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(str(path), sig, 16000, format=fmt, subtype=subtype)
+    info = audio_info(path)
+    assert (info.sample_rate, info.frames, info.channels) == (16000, 8000, channels)
+    wav = load_audio(path, sample_rate=None, mono=False)
+    assert wav.shape == (channels, 8000) and wav.dtype == torch.float32
+    if atol is None:  # lossy: compare spectra, not samples
+        for c in range(channels):
+            peak = np.argmax(np.abs(np.fft.rfft(wav[c].numpy()))) * 16000 / 8000
+            assert abs(peak - 440.0 * (c + 1)) < 4.0
+    else:
+        np.testing.assert_allclose(wav.numpy(), sig.T, atol=atol, rtol=0)
+    mono = load_audio(path, sample_rate=16000)
+    assert mono.shape == (1, 8000)
+    torch.testing.assert_close(mono[0], wav.mean(0))

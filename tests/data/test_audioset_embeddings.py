@@ -42,6 +42,13 @@ def test_write_then_read_sequence_examples(tmp_path):
         n = min(10, len(emb))
         np.testing.assert_allclose(clip.embedding[:n], emb[:n], atol=4 / 255)
         assert np.all(clip.embedding[n:] == 0)
+    # a record without a single embedding frame reads as num_frames zero frames
+    write_embedding_records(tmp_path / "empty.tfrecord", [("v0", 0, 10, [1],
+                                                           np.zeros((0, 128), np.uint8))])
+    (clip,) = read_embedding_records(tmp_path / "empty.tfrecord", num_frames=4)
+    assert clip.embedding.shape == (4, 128) and clip.embedding.dtype == np.float32
+    assert not clip.embedding.any()
+    (tmp_path / "empty.tfrecord").unlink()
     # a folder and a glob read the same records
     assert len(list(read_embedding_records(tmp_path))) == 20
     assert len(list(read_embedding_records(str(tmp_path / "*.tfrecord")))) == 20

@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
 
 import gnn_audio.labels.glove as glove
-from gnn_audio.labels.glove import label_words, load_glove
+from gnn_audio.labels.glove import hashed_gaussian, label_words, load_glove
 
 WORDS = {"male": [1, 0, 0, 0], "speech": [0, 1, 0, 0], "man": [0, 0, 1, 0],
          "speaking": [0, 0, 0, 1], "zipper": [2, 2, 0, 0], "clothing": [0, 0, 2, 2],
@@ -43,6 +44,25 @@ def test_mean_of_word_vectors_and_fallback(glove_file, tmp_path):
     assert not torch.allclose(again[0], again[1])
     known_norm = emb[:3].norm(dim=1).mean()
     torch.testing.assert_close(emb[3].norm(), known_norm)
+
+
+def test_hashed_gaussian_is_pinned_and_keyed():
+    # pinned: the default AT-GCN label embeddings and the GloVe fallback must not drift
+    np.testing.assert_allclose(hashed_gaussian("gnn_audio", 3),
+                               [1.3416645707696606, 0.8681410293074925, -0.11342114628376679],
+                               rtol=1e-12)
+    np.testing.assert_array_equal(hashed_gaussian("Dog", (4, 5)),
+                                  hashed_gaussian("Dog", 20).reshape(4, 5))
+    assert not np.allclose(hashed_gaussian("Dog", 8), hashed_gaussian("Cat", 8))
+    big = hashed_gaussian("many", 100_000)
+    assert abs(big.mean()) < 0.02 and abs(big.std() - 1) < 0.02
+
+
+def test_fallback_is_the_hashed_gaussian_of_the_name(glove_file):
+    with pytest.warns(UserWarning, match="Xylophonic_blorp"):
+        emb = load_glove(glove_file, ["Dog", "Xylophonic_blorp"], cache_dir=None)
+    v = torch.from_numpy(hashed_gaussian("Xylophonic_blorp", 4)).float()
+    torch.testing.assert_close(emb[1], v / v.norm() * emb[0].norm())
 
 
 def test_cache_is_used(glove_file, tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv
 
-from gnn_audio.graph.cooccurrence import cooccurrence_adjacency
+from gnn_audio.labels.cooccurrence import cooccurrence_adjacency
+from gnn_audio.labels.glove import hashed_gaussian
 from gnn_audio.metrics import mean_average_precision
 from gnn_audio.models.at_gcn import ATGCN
 from gnn_audio.zoo import at_gcn, cnn10
@@ -59,6 +60,13 @@ def test_embeddings_from_glove_file_and_validation(tmp_path):
         ATGCN(3, label_embeddings=torch.randn(2, 5), adjacency=torch.eye(3))
     with pytest.warns(UserWarning, match="self-loops only"):
         ATGCN(3, label_embeddings=torch.randn(3, 5))
+
+
+def test_default_label_embeddings_are_the_hashed_gaussian():
+    with pytest.warns(UserWarning, match="pseudo-random"):
+        model = ATGCN(4, adjacency=torch.eye(4), embedding_dim=6)
+    expected = torch.from_numpy(hashed_gaussian("gnn_audio", (4, 6))).float()
+    torch.testing.assert_close(model.label_embeddings, expected, rtol=0, atol=0)
 
 
 def make_cooccurrence_task(n, seed, s=12, frames=16, mel=32):

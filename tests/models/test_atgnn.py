@@ -4,8 +4,8 @@ import torch
 from gnn_audio.graph import GridKnnGraph
 from gnn_audio.models import ATGNN
 from gnn_audio.models.atgnn import dilation_schedule, knn_schedule
-from gnn_audio.zoo import (atgnn_iso, atgnn_pyr_med, atgnn_pyr_med_nomlg,
-                           atgnn_pyr_s, atgnn_pyr_s_nomlg, atgnn_pyr_t)
+from gnn_audio.zoo import (atgnn_iso, atgnn_iso_nomlg, atgnn_pyr_med, atgnn_pyr_med_nomlg,
+                           atgnn_pyr_s, atgnn_pyr_s_nomlg, atgnn_pyr_t, atgnn_pyr_t_nomlg)
 from gnn_audio.zoo.summary import count_macs, count_parameters
 
 
@@ -39,12 +39,14 @@ def test_schedules_follow_vision_gnn():
     assert max(dilation_schedule([9] * 22, 49)) == 5  # cap 49 // 9
     model = atgnn_pyr_s()
     graphs = [m for m in model.modules() if isinstance(m, GridKnnGraph)]
-    assert [g.reduce_ratio for g in graphs] == [4, 4, 2, 2] + [1] * 8
-    assert all(g.k == 9 and g.relative_pos for g in graphs)
+    assert [g.config.reduce_ratio for g in graphs] == [4, 4, 2, 2] + [1] * 8
+    assert all(g.config.k == 9 and g.config.relative_pos == "sincos" for g in graphs)
+    assert [g.config.dilation for g in graphs] == [1] * 4 + [2] * 4 + [3] * 4
+    assert [g.grid for g in graphs] == [(32, 256)] * 2 + [(16, 128)] * 2 + [(8, 64)] * 6 + [(4, 32)] * 2
 
 
 def test_nomlg_has_no_label_parameters_and_mlg_changes_logits():
-    plain = atgnn_pyr_t(mlg=False)
+    plain = atgnn_pyr_t_nomlg()
     assert not [n for n, _ in plain.named_parameters() if "label" in n or "mlg" in n]
     torch.manual_seed(0)
     model = atgnn_pyr_t().eval()
@@ -75,10 +77,11 @@ def test_any_number_of_frames_and_determinism():
 
 
 def test_isotropic_layout():
-    model = atgnn_iso(mlg=False)
+    model = atgnn_iso_nomlg()
     graphs = [m for m in model.modules() if isinstance(m, GridKnnGraph)]
-    assert [g.k for g in graphs][0] == 9 and [g.k for g in graphs][-1] == 18
-    assert not any(g.relative_pos for g in graphs) and all(g.reduce_ratio == 1 for g in graphs)
+    assert [g.config.k for g in graphs][0] == 9 and [g.config.k for g in graphs][-1] == 18
+    assert not any(g.config.relative_pos for g in graphs)
+    assert all(g.config.reduce_ratio == 1 for g in graphs)
     assert model.pos_embed.shape == (1, 320, 8, 64)  # N = F * T / 256 = 512 nodes
 
 

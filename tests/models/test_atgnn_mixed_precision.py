@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gnn_audio.data.synthetic_logmel import synthetic_logmel_batch
+from gnn_audio.data.synthetic.logmel import synthetic_logmel_batch
 from gnn_audio.zoo import atgnn_pyr_t
 
 

@@ -102,3 +102,35 @@ def test_wrong_size_raises_and_wrapped_files_load(tmp_path):
     torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "w.pth")
     missing, unexpected = load_vig_imagenet(atgnn_pyr_med(), tmp_path / "w.pth")
     assert unexpected == [] and all(k.startswith(LABEL_BRANCH) for k in missing)
+
+
+def test_files_that_are_not_vig_checkpoints_raise_and_leave_the_model_alone(tmp_path):
+    from gnn_audio.zoo import atgnn_pyr_t
+
+    model = atgnn_pyr_t()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    # a checkpoint of something else: a few tensors, none of them a ViG backbone's
+    torch.save({"encoder.weight": torch.randn(4, 4), "pos_embed": torch.randn(1, 48, 2, 2)},
+               tmp_path / "other.pth")
+    text = tmp_path / "notes.pth"
+    text.write_text("not a checkpoint\n")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    torch.save({"model": {"a": "b"}}, tmp_path / "strings.pth")
+    for name, pattern in [("other.pth", r"1 of its \d+ backbone tensors found"),
+                          ("notes.pth", "torch.load cannot read it"),
+                          ("empty.pth", "torch.load cannot read it"),
+                          ("strings.pth", "no state_dict of tensors")]:
+        with pytest.raises(ValueError, match=pattern) as excinfo:
+            load_vig_imagenet(model, tmp_path / name)
+        assert str(tmp_path / name) in str(excinfo.value) and "\n" not in str(excinfo.value)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        load_vig_imagenet(model, tmp_path / "missing.pth")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_a_partial_vig_file_below_half_of_the_backbone_raises(tmp_path):
+    sd = vig_imagenet_state_dict([80, 160, 400, 640], [2, 2, 6, 2])
+    stem_only = {k: v for k, v in sd.items() if k.startswith(("stem.", "pos_embed"))}
+    torch.save(stem_only, tmp_path / "stem.pth")
+    with pytest.raises(ValueError, match="not a Vision GNN checkpoint for this model"):
+        load_vig_imagenet(atgnn_pyr_s(), tmp_path / "stem.pth")

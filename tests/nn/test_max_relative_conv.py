@@ -4,7 +4,7 @@ from torch_geometric import EdgeIndex
 from torch_geometric.testing import assert_module
 from torch_geometric.utils import to_torch_csc_tensor
 
-from gnn_audio.graph import knn_graph
+from gnn_audio.graph import NeighborIndex, knn_graph, knn_index
 from gnn_audio.nn import MaxRelativeConv
 
 
@@ -129,3 +129,31 @@ def test_torch_compile():
     compiled = torch.compile(conv)
     torch.testing.assert_close(compiled(x, edge_index), conv(x, edge_index))
     torch.testing.assert_close(compiled(x, knn), conv(x, knn))
+
+
+def test_neighbor_index_equals_edge_index_and_compiles_fullgraph():
+    torch.manual_seed(6)
+    x = torch.randn(3, 20, 8)  # three equally sized samples
+    graph = knn_index(x, x, 4, normalize=True)
+    assert isinstance(graph, NeighborIndex) and graph.index.shape == (60, 4)
+    assert graph.num_src == 60 and graph.k == 4
+    flat = x.reshape(60, 8)
+    conv = MaxRelativeConv(8, 16, groups=2, norm="batch", act="gelu").eval()
+    expected = conv(flat, graph.to_edge_index())
+    torch.testing.assert_close(conv(flat, graph), expected)
+    expected_plain = conv(flat, graph.to_edge_index().as_tensor())  # PyG's message path
+    torch.testing.assert_close(conv(flat, graph), expected_plain)
+    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(flat, graph), expected)
+    # explain mode sees per-edge messages through propagate
+    conv.explain = True
+    conv._edge_mask, conv._apply_sigmoid = torch.ones(graph.index.numel()), False
+    torch.testing.assert_close(conv(flat, graph), expected)
+    conv.explain = False
+
+
+def test_only_max_aggregation():
+    for aggr in ("mean", "add", "min"):
+        with pytest.raises(ValueError, match="max aggregation"):
+            MaxRelativeConv(8, 8, aggr=aggr)
+    assert MaxRelativeConv(8, 8, aggr="max").aggr == "max"

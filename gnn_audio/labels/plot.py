@@ -1,4 +1,4 @@
-"""Drawing a label graph: the strongest edges with label names, as a PNG (matplotlib)."""
+"""Drawing a label graph: its strongest edges with label names, as an image (matplotlib)."""
 from __future__ import annotations
 
 import math
@@ -9,18 +9,21 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from gnn_audio.types import PathLike
+
 __all__ = ["plot_label_graph"]
 
 
 def plot_label_graph(graph: Union[Data, Tensor], label_names: Optional[Sequence[str]] = None,
-                     path: Union[str, os.PathLike] = "label_graph.png", top_k: int = 40,
+                     path: PathLike = "label_graph.png", top_k: int = 40,
                      title: Optional[str] = None, dpi: int = 120) -> str:
     """Draw the ``top_k`` strongest edges between different labels of a label graph.
 
     ``graph`` is a PyG :class:`Data` with ``edge_index``/``edge_weight`` or a dense
     ``[S, S]`` adjacency (row = target). Labels that take part in a drawn edge are placed on a
     circle and named; line width and opacity follow the edge weight; arrows point from the
-    conditioning label to the label that receives the message. Returns the PNG path.
+    conditioning label to the label that receives the message. The file (PNG, or the format
+    its extension names) is written atomically. Returns its path.
     Needs matplotlib (``pip install gnn-audio[plot]``).
     """
     import matplotlib
@@ -68,6 +71,13 @@ def plot_label_graph(graph: Union[Data, Tensor], label_names: Optional[Sequence[
     ax.set_title(title or f"{len(src)} strongest label-label edges")
     fig.tight_layout()
     path = os.fspath(path)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.tmp")
+    try:
+        fig.savefig(tmp, dpi=dpi, format=os.path.splitext(name)[1][1:] or "png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path

@@ -1,10 +1,14 @@
-"""Max / min aggregation over graphs grouped by target node (CSR), fused for kNN graphs.
+r"""The fused max-relative aggregation of :class:`~gnn_audio.nn.MaxRelativeConv` and
+:class:`~gnn_audio.nn.PatchLabelConv`: :math:`\max_{j \in \mathcal{N}(i)} (\mathbf{x}_j -
+\mathbf{x}_i)` (or :math:`\mathbf{x}_i - \mathbf{x}_j`) for every target node ``i``.
 
-kNN graphs have the same in-degree ``k`` for every target and come sorted by target, so the
-neighbour lists are a ``[num_dst, k]`` matrix. :func:`gather_reduce` gathers and reduces them
-in one autograd node that keeps only the arg-max source index per output element (like
-``torch_scatter``'s max), so its backward is a scatter of ``num_dst x C`` values instead of the
-``num_dst x k x C`` that a dense gather-then-max or a message tensor needs.
+kNN graphs have the same in-degree ``k`` for every target, so the neighbour lists are a
+``[num_dst, k]`` matrix (a :class:`~gnn_audio.graph.NeighborIndex`). :func:`gather_reduce`
+gathers and reduces them in one autograd node that keeps only the arg-max source index per
+output element (like ``torch_scatter``'s max), so its backward is a scatter of ``num_dst x C``
+values instead of the ``num_dst x k x C`` that a dense gather-then-max or a message tensor
+needs. Other graphs (an :class:`~torch_geometric.EdgeIndex` sorted by target, a sparse
+adjacency) are reduced per target segment of their CSR form.
 """
 from __future__ import annotations
 
@@ -13,11 +17,13 @@ from typing import Tuple
 import torch
 from torch import Tensor
 from torch_geometric import EdgeIndex
-from torch_geometric.typing import SparseTensor
+from torch_geometric.typing import Adj, SparseTensor
 from torch_geometric.index import index2ptr
 from torch_geometric.utils import is_torch_sparse_tensor, segment
 
-__all__ = ["gather_reduce", "csr_by_target", "relative_extreme"]
+from gnn_audio.graph.neighbor_index import NeighborIndex
+
+__all__ = ["gather_reduce", "csr_by_target", "relative_extreme", "max_relative"]
 
 
 class _GatherReduce(torch.autograd.Function):
@@ -94,3 +100,16 @@ def relative_extreme(x_src: Tensor, x_dst: Tensor, ptr: Tensor, src: Tensor,
     agg = segment(x_src.index_select(0, src), ptr, reduce=reduce)
     out = x_dst - agg if dst_minus_src else agg - x_dst
     return out.masked_fill((deg == 0).unsqueeze(-1), 0.0)
+
+
+def max_relative(x_src: Tensor, x_dst: Tensor, adj: Adj, dst_minus_src: bool = False
+                 ) -> Tensor:
+    r"""``max_j (x_j - x_i)`` (or ``max_j (x_i - x_j)``) per target over any adjacency the
+    layers accept: a :class:`~gnn_audio.graph.NeighborIndex` (one fixed-shape gather-reduce,
+    no host synchronisation) or what :func:`csr_by_target` reads."""
+    reduce = "min" if dst_minus_src else "max"
+    if isinstance(adj, NeighborIndex):
+        agg = gather_reduce(x_src, adj.index, reduce)
+        return x_dst - agg if dst_minus_src else agg - x_dst
+    ptr, src = csr_by_target(adj, x_dst.size(0))
+    return relative_extreme(x_src, x_dst, ptr, src, dst_minus_src)

@@ -5,9 +5,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from gnn_audio.graph.cooccurrence import (SCHEMES, adjacency_to_graph, cooccurrence_adjacency,
-                                          cooccurrence_graph, label_cooccurrence_counts)
-from gnn_audio.graph.plot import plot_label_graph
+from gnn_audio.labels.cooccurrence import (SCHEMES, adjacency_to_graph, cooccurrence_adjacency,
+                                           cooccurrence_graph, label_cooccurrence_counts)
 
 
 def numpy_reference(y, tau, p, scheme):
@@ -99,7 +98,7 @@ def test_input_types_agree():
         cooccurrence_adjacency(y, scheme="ontology")
 
 
-def test_graph_data_and_plot(tmp_path):
+def test_graph_data():
     y = random_targets(300, 8, seed=4)
     adj = cooccurrence_adjacency(y, tau=0.2)
     data = cooccurrence_graph(y, tau=0.2, label_names=[f"label {i}" for i in range(8)])
@@ -108,10 +107,6 @@ def test_graph_data_and_plot(tmp_path):
     dense[data.edge_index[1], data.edge_index[0]] = data.edge_weight
     torch.testing.assert_close(dense, adj)
     assert bool((data.edge_index[0] == data.edge_index[1]).sum() == 8)  # one self-loop each
-    path = plot_label_graph(data, path=tmp_path / "graph.png", top_k=10)
-    with open(path, "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert plot_label_graph(adj, [str(i) for i in range(8)], tmp_path / "b.png")
     assert adjacency_to_graph(torch.eye(3)).edge_index.shape == (2, 3)
 
 

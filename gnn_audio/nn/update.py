@@ -1,4 +1,5 @@
-"""The update function ``h`` shared by the max-relative layers: grouped linear, norm, act."""
+"""The update function ``h`` of the max-relative layers (grouped linear, norm, activation)
+and the order in which ``[x_i, m_i]`` is fed to it."""
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Union
@@ -9,7 +10,10 @@ from torch_geometric.nn.resolver import activation_resolver
 
 from gnn_audio.nn.linear import GroupedLinear
 
-__all__ = ["make_update_nn", "concat_pair"]
+__all__ = ["make_update_nn", "concat_pair", "check_concat", "CONCAT_ORDERS"]
+
+#: ``"cat"``: ``[x || m]``; ``"interleave"``: ``[x_0, m_0, x_1, m_1, ...]`` (Vision GNN)
+CONCAT_ORDERS = ("cat", "interleave")
 
 _NORMS = {"batch": torch.nn.BatchNorm1d, "batch_norm": torch.nn.BatchNorm1d,
           "layer": torch.nn.LayerNorm, "layer_norm": torch.nn.LayerNorm}
@@ -31,11 +35,16 @@ def make_update_nn(in_channels: int, out_channels: int, groups: int = 1,
     return torch.nn.Sequential(*layers)
 
 
+def check_concat(order: str) -> str:
+    """Validates a concatenation order (one of :data:`CONCAT_ORDERS`) and returns it."""
+    if order not in CONCAT_ORDERS:
+        raise ValueError(f"concat must be one of {CONCAT_ORDERS} (got {order!r})")
+    return order
+
+
 def concat_pair(x: Tensor, m: Tensor, order: str) -> Tensor:
     """``[x || m]`` (``order="cat"``) or channel-interleaved ``[x_0, m_0, x_1, m_1, ...]``
     (``order="interleave"``, the layout of Vision GNN's ``MRConv2d`` and of its checkpoints)."""
-    if order == "cat":
+    if check_concat(order) == "cat":
         return torch.cat([x, m], dim=-1)
-    if order == "interleave":
-        return torch.stack([x, m], dim=-1).flatten(-2)
-    raise ValueError(f"concat must be 'cat' or 'interleave' (got {order!r})")
+    return torch.stack([x, m], dim=-1).flatten(-2)
