@@ -49,14 +49,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     import json
     import os
 
+    from gnn_audio.data.audio import AudioError
     from gnn_audio.data.features import FSD50K_FBANK
-    from gnn_audio.data.readers import read_fsd50k
+    from gnn_audio.data.readers import DataError, read_fsd50k
     from gnn_audio.data.stats import compute_norm_stats
-    from gnn_audio.data.store import WaveformStore
+    from gnn_audio.data.store import StoreError, WaveformStore
 
-    from gnn_audio.data.readers import DataError
-    from gnn_audio.data.store import StoreError
-
+    if args.stats and "train" not in args.splits:  # a usage mistake: before any work
+        print("gnn-audio prepare: --stats needs the train split in --splits", file=sys.stderr)
+        return 2
     out = Path(args.out)
     stores = {}
     for split in args.splits:
@@ -65,16 +66,14 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             store = WaveformStore.build(clips, out / split, sample_rate=args.sample_rate,
                                         dtype=args.dtype, skip_bad=args.skip_bad,
                                         num_workers=args.workers, progress=not args.quiet)
-        except (DataError, StoreError) as err:  # one line naming the file
+        except (DataError, StoreError, AudioError) as err:  # one line naming the file
             print(f"gnn-audio prepare: {err}", file=sys.stderr)
-            return 2
+            return 1
         stores[split] = store
         hours = float(store.lengths.sum()) / store.sample_rate / 3600
         print(f"{split}: {len(store)} clips, {store.num_classes} classes, {hours:.2f} h -> "
               f"{store.path} ({store.report.summary()})")
     if args.stats:
-        if "train" not in stores:
-            raise SystemExit("gnn-audio prepare: --stats needs the train split in --splits")
         fb = FSD50K_FBANK.replace(sample_rate=args.sample_rate)
         mean, std = compute_norm_stats(stores["train"], fb, progress=not args.quiet)
         stats = {"norm_mean": mean, "norm_std": std, "split": "train",

@@ -62,9 +62,17 @@ def test_prepare_reports_a_bad_file_in_one_line(tmp_path, capsys):
     bad.write_bytes(b"not audio at all")
     args = ["prepare", "--data-dir", str(tmp_path / "FSD50K"), "--out", str(tmp_path / "s"),
             "--splits", "train", "--quiet"]
-    assert main(args) == 2
+    assert main(args) == 1  # a data failure (usage mistakes exit 2)
     err = capsys.readouterr().err
     assert "102.wav" in err and err.count("\n") == 1
     assert main(args + ["--skip-bad", "--workers", "2"]) == 0
     assert "1 skipped" in capsys.readouterr().out
     assert "102.wav" in (tmp_path / "s" / "train" / "skipped.txt").read_text()
+
+
+def test_prepare_stats_without_train_is_a_usage_error(tmp_path, capsys):
+    args = ["prepare", "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "s"),
+            "--splits", "eval", "--stats", "--quiet"]
+    assert main(args) == 2
+    assert "--stats needs the train split" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before any work
