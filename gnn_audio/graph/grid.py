@@ -12,7 +12,7 @@ from gnn_audio.graph.batch import feature_map_to_nodes
 from gnn_audio.graph.config import KnnConfig
 from gnn_audio.graph.knn import knn_index
 from gnn_audio.graph.neighbor_index import NeighborIndex
-from gnn_audio.graph.position import grid_sincos_embedding, position_scale, position_term
+from gnn_audio.graph.position import node_key_embeddings, position_scale, position_term
 
 __all__ = ["GridKnnGraph", "grid_knn_graph", "pooled_keys"]
 
@@ -34,11 +34,11 @@ def _cached_term(mode: str, height: int, width: int, dim: int, r: int,
 
 
 @lru_cache(maxsize=32)
+@lru_cache(maxsize=32)
 def _cached_embeddings(height: int, width: int, dim: int, r: int,
                        device: torch.device) -> Tuple[Tensor, Tensor]:
-    pos_q = grid_sincos_embedding(height, width, dim, 1, device).float()
-    pos_k = pos_q if r == 1 else grid_sincos_embedding(height, width, dim, r, device).float()
-    return pos_q, pos_k
+    pos_q, pos_k = node_key_embeddings(height, width, dim, r, device)
+    return pos_q.float(), pos_k.float()
 
 
 class GridKnnGraph(torch.nn.Module):

@@ -36,7 +36,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["sincos_1d", "sincos_2d", "grid_coordinates", "pooled_cell_centres",
-           "grid_sincos_embedding", "position_scale", "sincos_position_term",
+           "grid_sincos_embedding", "position_scale", "node_key_embeddings",
+           "sincos_position_term",
            "reference_position_term", "position_term"]
 
 
@@ -94,12 +95,19 @@ def position_scale(dim: int) -> float:
     return 1.0 / math.sqrt(dim)
 
 
+def node_key_embeddings(height: int, width: int, dim: int, r: int = 1,
+                        device=None) -> Tuple[Tensor, Tensor]:
+    """Float64 sin-cos embeddings ``(nodes [H*W, D], keys [M, D])`` of a grid and of its
+    ``r x r`` pooled key cells (``keys is nodes`` for ``r = 1``)."""
+    pos_q = grid_sincos_embedding(height, width, dim, 1, device)
+    return pos_q, (pos_q if r == 1 else grid_sincos_embedding(height, width, dim, r, device))
+
+
 def sincos_position_term(height: int, width: int, dim: int, r: int = 1,
                          device=None) -> Tensor:
     r"""``[H*W, M]`` float64: :math:`-\tfrac{2}{D}\,\mathbf{e}_i^\top \mathbf{e}_j` between
     the grid's nodes and its ``r x r`` pooled key cells (the nodes themselves for ``r=1``)."""
-    pos_q = grid_sincos_embedding(height, width, dim, 1, device)
-    pos_k = pos_q if r == 1 else grid_sincos_embedding(height, width, dim, r, device)
+    pos_q, pos_k = node_key_embeddings(height, width, dim, r, device)
     return pos_q @ pos_k.t() * (-2.0 / dim)
 
 

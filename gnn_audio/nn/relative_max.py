@@ -93,13 +93,19 @@ def relative_extreme(x_src: Tensor, x_dst: Tensor, ptr: Tensor, src: Tensor,
     num_dst = ptr.numel() - 1
     deg = ptr[1:] - ptr[:-1]
     k = src.numel() // num_dst if num_dst else 0
-    reduce = "min" if dst_minus_src else "max"
     if k > 0 and k * num_dst == src.numel() and bool((deg == k).all()):
-        agg = gather_reduce(x_src, src.view(num_dst, k), reduce)
-        return x_dst - agg if dst_minus_src else agg - x_dst
-    agg = segment(x_src.index_select(0, src), ptr, reduce=reduce)
+        return _regular_relative(x_src, x_dst, src.view(num_dst, k), dst_minus_src)
+    agg = segment(x_src.index_select(0, src), ptr, reduce="min" if dst_minus_src else "max")
     out = x_dst - agg if dst_minus_src else agg - x_dst
     return out.masked_fill((deg == 0).unsqueeze(-1), 0.0)
+
+
+def _regular_relative(x_src: Tensor, x_dst: Tensor, nbr: Tensor, dst_minus_src: bool
+                      ) -> Tensor:
+    """:func:`relative_extreme` for a ``[num_dst, k]`` neighbour matrix (every target has
+    ``k`` sources): one :func:`gather_reduce`."""
+    agg = gather_reduce(x_src, nbr, "min" if dst_minus_src else "max")
+    return x_dst - agg if dst_minus_src else agg - x_dst
 
 
 def max_relative(x_src: Tensor, x_dst: Tensor, adj: Adj, dst_minus_src: bool = False
@@ -107,9 +113,7 @@ def max_relative(x_src: Tensor, x_dst: Tensor, adj: Adj, dst_minus_src: bool = F
     r"""``max_j (x_j - x_i)`` (or ``max_j (x_i - x_j)``) per target over any adjacency the
     layers accept: a :class:`~gnn_audio.graph.NeighborIndex` (one fixed-shape gather-reduce,
     no host synchronisation) or what :func:`csr_by_target` reads."""
-    reduce = "min" if dst_minus_src else "max"
     if isinstance(adj, NeighborIndex):
-        agg = gather_reduce(x_src, adj.index, reduce)
-        return x_dst - agg if dst_minus_src else agg - x_dst
+        return _regular_relative(x_src, x_dst, adj.index, dst_minus_src)
     ptr, src = csr_by_target(adj, x_dst.size(0))
     return relative_extreme(x_src, x_dst, ptr, src, dst_minus_src)
