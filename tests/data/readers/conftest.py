@@ -12,8 +12,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from gnn_audio.data.readers import DataError
+
 LAYOUTS = {"FSD50K": ("FSD50K.ground_truth", "FSD50K.dev_audio", "FSD50K.eval_audio"),
            "plain": ("ground_truth", "dev_audio", "eval_audio")}
+
+
+def one_line_error(call, prefix: str, reason: str) -> str:
+    """Run ``call()``: it must raise :class:`DataError` with a one-line message that starts
+    with ``prefix`` (the file, and line) and contains ``reason``. Returns the message."""
+    with pytest.raises(DataError) as err:
+        call()
+    msg = str(err.value)
+    assert msg.startswith(prefix) and reason in msg and "\n" not in msg, msg
+    return msg
 
 
 def write_tiny_wav(path: Path, sample_rate: int = 44100) -> None:
@@ -86,4 +98,5 @@ def small_fsd50k(tmp_path):
 def listing_tools():
     """The writers above, for tests (test modules cannot import this conftest)."""
     return SimpleNamespace(write_fsd50k=write_fsd50k, write_tiny_wav=write_tiny_wav,
-                           random_vocabulary=random_vocabulary, random_labels=random_labels)
+                           random_vocabulary=random_vocabulary, random_labels=random_labels,
+                           one_line_error=one_line_error)
