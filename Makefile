@@ -1,14 +1,18 @@
-# Two entry points for newcomers (see README.md); both install what is missing first.
-#   make demo   generate audio, run a zoo model on it, print the top tags
+# Entry points for newcomers (see README.md); each installs what is missing first.
+#   make train  examples/train_fsd50k.py: generated FSD50K-format data, a small ATGNN, eval mAP
 #   make test   run the test suite
+#   make demo   a one-minute toy: 60 steps on generated audio, then the top tags
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all bench clean-venv
+.PHONY: install train demo test test-all bench clean-venv
 
 install:
 	@bash scripts/install.sh
+
+train: install
+	@$(PY) examples/train_fsd50k.py
 
 demo: install
 	@$(VENV)/bin/gnn-audio demo

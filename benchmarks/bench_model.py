@@ -17,8 +17,12 @@ FLOP utilisation. A train step is forward + BCE-with-logits loss + backward + Ad
   returns freed heap pages first); "n/a" where /proc is not available.
 * MFU: model FLOPs per clip (2 x the multiply-accumulates that
   :func:`gnn_audio.zoo.summary.count_macs` counts at batch 1, times 3 for a train step) x
-  clips/s / peak FLOP/s; the peak defaults to the H100 / H200 SXM dense figures (bf16 989,
-  fp32 67 TFLOP/s; fp32 convolutions may use TF32, cuDNN's default) or ``--peak-tflops-*``.
+  clips/s / peak FLOP/s; the peak defaults to the device's dense figures in
+  ``benchmarks/measure.py``'s table (H100 / H200 SXM: bf16 989, fp32 67 TFLOP/s; fp32
+  convolutions may use TF32, cuDNN's default) or ``--peak-tflops-*``.
+
+The measuring helpers (timing, peak memory, FLOPs, peak table) are ``benchmarks/measure.py``'s,
+shared with ``benchmarks/train_throughput.py``.
 
 Examples::
 
@@ -29,14 +33,8 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import json
 import os
-import re
-import statistics
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -47,12 +45,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dense_atgnn import DenseATGNN, DenseATGNNConfig  # noqa: E402
+from measure import (check_device, fmt, median_ms, model_flops_per_clip, one_line,  # noqa: E402
+                     peak_memory_mb, peak_tflops, raise_recompile_limits, sync,
+                     time_interleaved, write_json)
 
 MODES = ("eager", "compiled")
 PRECISIONS = ("fp32", "bf16")
 IMPLS = ("project", "dense")
-#: dense peak throughput in TFLOP/s (bf16, fp32) by device-name fragment (SXM parts)
-PEAK_TFLOPS = {"H100": (989.0, 67.0), "H200": (989.0, 67.0)}
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,7 @@ class BenchSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"--device must be cpu or cuda (got {self.device!r})")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device available")
+        check_device(self.device)
         if min(self.frames, self.mel, self.batch_train, self.repeat, *self.batch_infer) < 1:
             raise ValueError("frames, mel, batch sizes and repeat must be positive")
         if self.warmup < 0:
@@ -112,72 +108,6 @@ def select_variants(tokens: Sequence[str], batch_infer: Sequence[int],
     if task_tokens:
         tasks = tuple(t for t in tasks if t in task_tokens or t.split("_")[0] in task_tokens)
     return modes, precs, tasks
-
-
-# -- measurement helpers ------------------------------------------------------------------------
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    msg = text[0] if text else ""
-    return f"{type(err).__name__}: {msg}"[:160]
-
-
-def _proc_status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        match = re.search(rf"^{field}:\s+(\d+)", f.read(), re.M)
-    if match is None:
-        raise OSError(f"{field} not in /proc/self/status")
-    return int(match.group(1))
-
-
-def _release_host_memory() -> None:
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-
-
-def peak_memory_mb(fn: Callable[[], None], device: torch.device) -> Optional[float]:
-    """Peak memory of one call of ``fn`` in MiB (see the module docstring), ``None`` if it
-    cannot be measured here."""
-    if device.type == "cuda":
-        sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        sync(device)
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    try:
-        _release_host_memory()
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-        before = _proc_status_kb("VmRSS")
-        fn()
-        return max(0, _proc_status_kb("VmHWM") - before) / 1024
-    except OSError:
-        return None
-
-
-def model_flops_per_clip(model: torch.nn.Module, example: torch.Tensor) -> int:
-    """2 x multiply-accumulates of one clip's forward (what the zoo summary counts)."""
-    try:
-        from gnn_audio.zoo.summary import count_macs
-    except ImportError:  # same definition, without the zoo
-        count_macs = None
-    if count_macs is not None:
-        return 2 * int(count_macs(model, example))
-    from torch.utils.flop_counter import FlopCounterMode
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(example)
-    model.train(was_training)
-    return int(counter.get_total_flops())
 
 
 # -- runners -------------------------------------------------------------------------------------
@@ -277,17 +207,8 @@ def run_setting(runners: Dict[str, Runner], task: str, precision: str, mode: str
     notes: List[str] = []
     fns = {name: prepare(r, mode, task, precision, x, y, s.warmup, s.fullgraph, notes)
            for name, r in runners.items()}
-    times: Dict[str, List[float]] = {name: [] for name in runners}
-    for _ in range(s.repeat):  # interleaved: project, dense, project, dense, ...
-        for name, fn in fns.items():
-            if fn is None:
-                continue
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - t0)
-    ms = {n: (1e3 * statistics.median(t) if t else None) for n, t in times.items()}
+    times = time_interleaved(fns, s.repeat, device)  # project, dense, project, dense, ...
+    ms = {n: median_ms(t) for n, t in times.items()}
     peak = {n: (peak_memory_mb(fn, device) if fn is not None else None)
             for n, fn in fns.items()}
     clips = {n: (batch / (v / 1e3) if v else None) for n, v in ms.items()}
@@ -302,24 +223,20 @@ def run_setting(runners: Dict[str, Runner], task: str, precision: str, mode: str
 
 # -- report --------------------------------------------------------------------------------------
 
-def _fmt(v: Optional[float], spec: str, none: str = "-") -> str:
-    return none if v is None else format(v, spec)
-
-
 def markdown_table(results: Sequence[Result], device: str) -> str:
     mem = "peak alloc MiB" if device == "cuda" else "peak RSS over pre-call MiB"
     rows = [f"| task | prec | mode | project ms | dense ms | project/dense | project {mem} | "
             f"dense {mem} | project clips/s | dense clips/s | project MFU | dense MFU | notes |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
-        mfu = [_fmt(None if r.mfu[n] is None else 100 * r.mfu[n], ".1f") + (
+        mfu = [fmt(None if r.mfu[n] is None else 100 * r.mfu[n], ".1f") + (
             "%" if r.mfu[n] is not None else "") for n in IMPLS]
         rows.append(
-            f"| {r.task} | {r.precision} | {r.mode} | {_fmt(r.ms['project'], '.1f')} | "
-            f"{_fmt(r.ms['dense'], '.1f')} | {_fmt(r.ratio, '.3f')} | "
-            f"{_fmt(r.peak_mb['project'], '.0f', 'n/a')} | "
-            f"{_fmt(r.peak_mb['dense'], '.0f', 'n/a')} | "
-            f"{_fmt(r.clips_per_s['project'], '.2f')} | {_fmt(r.clips_per_s['dense'], '.2f')} | "
+            f"| {r.task} | {r.precision} | {r.mode} | {fmt(r.ms['project'], '.1f')} | "
+            f"{fmt(r.ms['dense'], '.1f')} | {fmt(r.ratio, '.3f')} | "
+            f"{fmt(r.peak_mb['project'], '.0f', 'n/a')} | "
+            f"{fmt(r.peak_mb['dense'], '.0f', 'n/a')} | "
+            f"{fmt(r.clips_per_s['project'], '.2f')} | {fmt(r.clips_per_s['dense'], '.2f')} | "
             f"{mfu[0]} | {mfu[1]} | {'; '.join(r.notes)} |")
     return "\n".join(rows)
 
@@ -342,19 +259,6 @@ def acceptance(results: Sequence[Result], s: BenchSettings) -> Dict[str, Optiona
         speedup = base.ms["dense"] / fast.ms["project"]
     out["train_speedup_project_bf16_compiled_vs_dense_fp32_eager"] = speedup
     return out
-
-
-def write_json(path: str, payload: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bench_model.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -405,12 +309,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Tuple[BenchSettings, Opt
     batch_train = a.batch_train or (24 if cuda else 4)
     modes, precs, tasks = select_variants(a.variants, a.batch_infer, batch_train)
     peak_bf16, peak_fp32 = a.peak_tflops_bf16, a.peak_tflops_fp32
-    if cuda and torch.cuda.is_available():
-        name = torch.cuda.get_device_name()
-        for frag, (bf16, fp32) in PEAK_TFLOPS.items():
-            if frag in name:
-                peak_bf16 = peak_bf16 or bf16
-                peak_fp32 = peak_fp32 or fp32
+    known = peak_tflops(torch.cuda.get_device_name()) if (
+        cuda and torch.cuda.is_available()) else None
+    if known:
+        peak_bf16 = peak_bf16 or known[0]
+        peak_fp32 = peak_fp32 or known[1]
     settings = BenchSettings(
         device=a.device, model=a.model, num_classes=a.num_classes, frames=a.frames,
         mel=a.mel, batch_infer=tuple(a.batch_infer), batch_train=batch_train,
@@ -426,10 +329,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     except ValueError as err:
         raise SystemExit(f"bench_model.py: {err}")
     # every (shape, grad mode, autocast, train/eval) is its own graph: allow them all
-    for limit in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
-                  "accumulated_recompile_limit"):
-        if hasattr(torch._dynamo.config, limit):
-            setattr(torch._dynamo.config, limit, max(256, getattr(torch._dynamo.config, limit)))
+    raise_recompile_limits()
     device = torch.device(s.device)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"# bench_model: {s.model}, {s.frames} frames x {s.mel} mel, device {dev_name}, "
@@ -449,16 +349,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                 t0 = time.perf_counter()
                 r = run_setting(runners, task, precision, mode, s, flops)
                 results.append(r)
-                print(f"  {task} {precision} {mode}: project {_fmt(r.ms['project'], '.1f')} "
-                      f"ms, dense {_fmt(r.ms['dense'], '.1f')} ms, ratio "
-                      f"{_fmt(r.ratio, '.3f')} ({time.perf_counter() - t0:.0f} s)",
+                print(f"  {task} {precision} {mode}: project {fmt(r.ms['project'], '.1f')} "
+                      f"ms, dense {fmt(r.ms['dense'], '.1f')} ms, ratio "
+                      f"{fmt(r.ratio, '.3f')} ({time.perf_counter() - t0:.0f} s)",
                       flush=True)
     print()
     print(markdown_table(results, s.device))
     acc = acceptance(results, s)
     print()
     for key, value in acc.items():
-        print(f"{key}: {_fmt(value, '.3f', 'not measured')}")
+        print(f"{key}: {fmt(value, '.3f', 'not measured')}")
     payload = {"settings": asdict(s), "device_name": dev_name, "torch": torch.__version__,
                "threads": torch.get_num_threads(), "flops_per_clip": flops,
                "results": [dict(asdict(r), ratio=r.ratio) for r in results],

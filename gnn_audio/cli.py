@@ -1,4 +1,5 @@
-"""The ``gnn-audio`` command line: ``demo``, ``tag``, ``models``, ``summary``, ``prepare``."""
+"""The ``gnn-audio`` command line: ``train``, ``eval``, ``tag``, ``demo``, ``models``,
+``summary``, ``prepare``."""
 from __future__ import annotations
 
 import argparse
@@ -86,6 +87,79 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from gnn_audio.data.audio import AudioError
+    from gnn_audio.data.dataset import ItemError
+    from gnn_audio.data.readers import DataError, read_datafile, read_fsd50k
+    from gnn_audio.data.store import StoreError
+    from gnn_audio.train.cli import one_line
+    from gnn_audio.train.distributed import init_distributed
+    from gnn_audio.train.evaluate import EvalConfig, build_eval_dataset, predict
+    from gnn_audio.train.state import atomic_write_text
+    from gnn_audio.zoo import load_model
+    from gnn_audio.zoo.checkpoints import CheckpointMismatch
+
+    if bool(args.data_dir) == bool(args.datafile):
+        print("gnn-audio eval: give one of --data-dir (FSD50K layout) or --datafile",
+              file=sys.stderr)
+        return 2
+    modes = ("crop", "windows") if args.eval_mode == "both" else (args.eval_mode,)
+    try:
+        ctx = init_distributed(args.device)
+        model = load_model(args.checkpoint).to(ctx.device)
+        fb = model.model_config.fbank
+        if fb is None:
+            raise ValueError(f"{args.checkpoint}: {model.model_name} reads embeddings; "
+                             "gnn-audio eval scores log-mel models on audio")
+        clips = (read_fsd50k(args.data_dir, args.split, skip_bad=args.skip_bad)
+                 if args.data_dir else read_datafile(args.datafile, args.class_csv,
+                                                     skip_bad=args.skip_bad))
+        names = getattr(model, "label_names", None)
+        if names is not None and list(clips.label_set.names) != list(names):
+            raise ValueError(f"{args.checkpoint} was trained on another class list than "
+                             f"{args.data_dir or args.datafile} ({len(names)} vs "
+                             f"{len(clips.label_set)} classes)")
+        source = clips
+        if not args.no_store:  # the training stores: the same waveforms as training saw
+            from gnn_audio.data.store import WaveformStore
+            from gnn_audio.train.data import DataPaths, build_split_store, store_folder
+            from gnn_audio.train.distributed import barrier
+
+            paths = DataPaths(data_dir=args.data_dir or str(Path(args.datafile).parent),
+                              store_dir=args.store_dir, skip_bad=args.skip_bad)
+            split = args.split if args.data_dir else Path(args.datafile).stem
+            if ctx.is_main:
+                build_split_store(clips, split, paths, fb.sample_rate, progress=not args.quiet,
+                                  log=lambda m: print(m, file=sys.stderr))
+            barrier(ctx)
+            source = WaveformStore(store_folder(paths, split, fb.sample_rate))
+        dataset = build_eval_dataset(source, fb)
+        config = EvalConfig(modes=modes, window_hop=args.window_hop, batch_size=args.batch_size,
+                            num_workers=args.workers)
+        preds = predict(model, dataset, config, ctx, frames=fb.target_length,
+                        progress=not args.quiet)
+    except (DataError, StoreError, AudioError, ItemError, CheckpointMismatch, OSError,
+            ValueError) as err:
+        print(f"gnn-audio eval: {one_line(err)}", file=sys.stderr)
+        return 1
+    metrics = preds.metrics()
+    summary = {mode: {k: m[k] for k in ("mAP", "mAUC", "d_prime", "lwlrap")}
+               for mode, m in metrics.items()}
+    result = {"checkpoint": str(args.checkpoint), "clips": len(preds), "metrics": summary,
+              "skipped": len(clips.skipped)}
+    if ctx.is_main:
+        for mode, m in summary.items():
+            print(f"{mode:8s} mAP {m['mAP']:.4f}  mAUC {m['mAUC']:.4f}  d' {m['d_prime']:.3f}"
+                  f"  lwlrap {m['lwlrap']:.4f}  ({len(preds)} clips)")
+        if args.out:
+            atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+        if args.scores:
+            preds.save(args.scores)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gnn-audio",
                                      description="Audio tagging with graph neural networks.")
@@ -99,6 +173,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the generated wav files")
     p.add_argument("--top", type=int, default=3)
     p.set_defaults(func=_cmd_demo)
+
+    sub.add_parser("train", add_help=False,
+                   help="train with a recipe (gnn-audio train --help lists every option)")
+
+    p = sub.add_parser("eval", help="score a trained checkpoint on a data split")
+    p.add_argument("--checkpoint", required=True, help="a gnn_audio checkpoint (best.pt)")
+    p.add_argument("--data-dir", default=None, help="an FSD50K-layout folder")
+    p.add_argument("--split", default="eval", choices=["train", "val", "eval"])
+    p.add_argument("--datafile", default=None, help="a JSON datafile instead of --data-dir")
+    p.add_argument("--class-csv", default=None, help="class list of --datafile "
+                   "(default: AudioSet's)")
+    p.add_argument("--eval-mode", default="both", choices=["crop", "windows", "both"])
+    p.add_argument("--window-hop", type=float, default=0.5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--store-dir", default=None, help="waveform stores (default: the data "
+                   "folder's gnn_audio_stores/, shared with training)")
+    p.add_argument("--no-store", action="store_true", help="decode the audio files directly")
+    p.add_argument("--out", default=None, help="write the metrics as JSON")
+    p.add_argument("--scores", default=None, help="write every clip's scores (.npz)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("tag", help="tag audio files with a zoo model")
     p.add_argument("files", nargs="+")
@@ -137,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        from gnn_audio.train.cli import main as train_main
+
+        return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.func is None:

@@ -3,10 +3,7 @@ benchmarks/bench_model.py and an independent check of the layers' arithmetic); t
 script runs end to end."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,20 +11,10 @@ import torch.nn.functional as F
 
 from gnn_audio.zoo import create_model
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+from .benchmark_scripts import load_benchmark
 
 
-def _load(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-dense_atgnn = _load("dense_atgnn")
+dense_atgnn = load_benchmark("dense_atgnn")
 
 # 64 frames x 128 mel: grids 32x16 / 16x8 / 8x4 / 4x2, keys pooled 4 and 2; stage 4 has fewer
 # nodes than k * dilation (both models then keep every d-th of all candidates)
@@ -139,7 +126,7 @@ def test_config_from_state_dict():
 
 @pytest.mark.slow  # 1-2 min on a shared 2-core CPU: two models, inference and a train step
 def test_bench_model_runs_and_writes_json(tmp_path):
-    bench = _load("bench_model")
+    bench = load_benchmark("bench_model")
     out = tmp_path / "bench.json"
     payload = bench.main(["--device", "cpu", "--model", "atgnn_pyr_t", "--num-classes", "10",
                           "--frames", "32", "--batch-infer", "1", "--batch-train", "2",

@@ -1,6 +1,6 @@
-"""Reading weight files safely: ``torch.load(weights_only=True)`` with one-line errors that
-name the file (torch's own errors for a text, empty or truncated file are an ``IndexError``,
-``EOFError``, ``KeyError`` or a page-long ``UnpicklingError``)."""
+"""Weight files: read safely (``torch.load(weights_only=True)`` with one-line errors that name
+the file; torch's own errors for a text, empty or truncated file are an ``IndexError``,
+``EOFError``, ``KeyError`` or a page-long ``UnpicklingError``) and written atomically."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ import torch
 
 from gnn_audio.types import PathLike
 
-__all__ = ["load_weights_file"]
+__all__ = ["load_weights_file", "save_weights_file"]
 
 
 def _detail(error: BaseException) -> str:
@@ -47,3 +47,16 @@ def load_weights_file(path: PathLike, kind: str) -> Any:
                                          f"weights_only loading refuses ({detail})") from None
         raise ValueError(f"{path} is not a {kind}: torch.load cannot read it "
                          f"({detail})") from None
+
+
+def save_weights_file(obj: Any, path: PathLike) -> None:
+    """``torch.save(obj)`` to a temporary name in the same folder, then rename over ``path``:
+    a reader (or a run killed while writing) never sees a partial file."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

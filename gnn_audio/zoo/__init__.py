@@ -13,14 +13,14 @@ from gnn_audio.zoo.atgnn import (atgnn_iso, atgnn_iso_nomlg, atgnn_pyr_med,
                                  atgnn_pyr_med_nomlg, atgnn_pyr_s, atgnn_pyr_s_nomlg,
                                  atgnn_pyr_t, atgnn_pyr_t_nomlg)
 from gnn_audio.zoo.baselines import at_gcn, cnn10, fc1, fc2, gated_cnn_tagger, lstm_tagger
-from gnn_audio.zoo._factory import create_model
+from gnn_audio.zoo._factory import create_model, load_model
 from gnn_audio.zoo._registry import (ModelConfig, get_model_config, is_model, list_models,
                                      register_model)
 from gnn_audio.zoo.checkpoints import (CheckpointMismatch, load_checkpoint, load_pretrained,
                                        save_checkpoint)
 
-__all__ = ["create_model", "list_models", "get_model_config", "is_model", "register_model",
-           "ModelConfig", "save_checkpoint", "load_checkpoint", "load_pretrained",
+__all__ = ["create_model", "load_model", "list_models", "get_model_config", "is_model",
+           "register_model", "ModelConfig", "save_checkpoint", "load_checkpoint", "load_pretrained",
            "CheckpointMismatch", "atgnn_iso", "atgnn_iso_nomlg", "atgnn_pyr_t",
            "atgnn_pyr_t_nomlg", "atgnn_pyr_s", "atgnn_pyr_s_nomlg", "atgnn_pyr_med",
            "atgnn_pyr_med_nomlg", "cnn10", "at_gcn", "fc1", "fc2", "lstm_tagger",

@@ -1,9 +1,9 @@
-"""``build_model``: the one builder every entry point calls (model + config + label names +
-architecture record + checkpoint)."""
+"""``build_model``: the one builder every entry point calls (model + config + label names and
+ids + architecture record + checkpoint)."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
@@ -22,6 +22,37 @@ def _default_label_set(num_classes: int, preferred: Optional[str]) -> Optional[s
         if len(load_label_set(name)) == num_classes:
             return name
     return None
+
+
+def _check_label_ids(label_ids: Sequence[str], num_classes: int) -> List[str]:
+    """``label_ids`` as a list, checked: one string per class, no id twice."""
+    if isinstance(label_ids, str):
+        raise TypeError(f"label_ids must be a sequence of strings (got the string {label_ids!r})")
+    ids = list(label_ids)
+    if len(ids) != num_classes:
+        raise ValueError(f"{len(ids)} label ids for {num_classes} classes")
+    bad = [i for i in ids if not isinstance(i, str) or not i]
+    if bad:
+        raise ValueError(f"label ids must be non-empty strings (got {bad[0]!r})")
+    seen = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"label id {i!r} occurs twice in label_ids")
+        seen.add(i)
+    return ids
+
+
+def _names_for_ids(label_ids: Sequence[str]) -> Optional[List[str]]:
+    """The display names of ``label_ids`` from the shipped label sets (AudioSet names first),
+    or ``None`` when one of the ids is in none of them."""
+    names: Dict[str, str] = {}
+    for set_name in sorted(LABEL_SETS, key=lambda n: n != "audioset"):
+        label_set = load_label_set(set_name)
+        for mid, name in zip(label_set.mids, label_set.names):
+            names.setdefault(mid, name)
+    if not all(i in names for i in label_ids):
+        return None
+    return [names[i] for i in label_ids]
 
 
 def resolve_arch(model_cls: type, arch_args: Sequence[str],
@@ -43,7 +74,8 @@ def resolve_arch(model_cls: type, arch_args: Sequence[str],
 
 def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_classes: int,
                 label_names: Optional[Sequence[str]] = None,
-                defaults: Optional[Dict[str, Any]] = None, **kwargs: Any) -> torch.nn.Module:
+                defaults: Optional[Dict[str, Any]] = None, *,
+                label_ids: Optional[Sequence[str]] = None, **kwargs: Any) -> torch.nn.Module:
     """Build ``model_cls(num_classes, **defaults, **kwargs)`` for the registered entry
     ``name`` and attach:
 
@@ -53,23 +85,36 @@ def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_
       data arguments (tensors, arrays: e.g. AT-GCN's adjacency) are left out (they live in
       buffers);
     * ``arch_kwargs``: the values of the entry's ``ModelConfig.arch_args``;
-    * ``model_config`` and ``label_names``.
+    * ``model_config``, ``label_names`` and ``label_ids`` (the classes' AudioSet MIDs /
+      dataset ids, or ``None``: what fine-tuning matches label sets by, see
+      :mod:`gnn_audio.train.finetune`).
 
     ``defaults`` are the entry point's own constructor values (e.g. the channel widths of a
-    variant); ``kwargs`` override them. ``label_names`` default to the FSD50K (200) or
-    AudioSet (527) class list when ``num_classes`` matches one, else to ``None``.
+    variant); ``kwargs`` override them. Without ``label_names`` and ``label_ids``, both default
+    to the FSD50K (200) or AudioSet (527) class list when ``num_classes`` matches one, else to
+    ``None``. ``label_ids`` given alone take their names from the shipped class lists (where
+    every id is in one, else the names stay ``None``); ``label_names`` given alone have no ids.
     ``pretrained`` (a gnn_audio checkpoint path) is loaded if given.
     """
     config = get_model_config(name)
     ctor_kwargs = {**(defaults or {}), **kwargs}
     model = model_cls(num_classes=num_classes, **ctor_kwargs)
     label_set = _default_label_set(num_classes, config.label_set)
+    if label_ids is not None:
+        label_ids = _check_label_ids(label_ids, num_classes)
+        if label_set is not None and tuple(label_ids) != load_label_set(label_set).mids:
+            label_set = None
+        if label_names is None:
+            label_names = (list(load_label_set(label_set).names) if label_set is not None
+                           else _names_for_ids(label_ids))
     if label_names is not None:
         if len(label_names) != num_classes:
             raise ValueError(f"{len(label_names)} label names for {num_classes} classes")
-        label_set = None
+        if label_ids is None:
+            label_set = None
     elif label_set is not None:
         label_names = load_label_set(label_set).names
+        label_ids = list(load_label_set(label_set).mids)
     build_kwargs: Dict[str, Any] = {"num_classes": num_classes}
     for key, value in kwargs.items():
         try:
@@ -81,6 +126,7 @@ def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_
     model.arch_kwargs = resolve_arch(model_cls, config.arch_args, ctor_kwargs)
     model.model_config = config.replace(num_classes=num_classes, label_set=label_set)
     model.label_names = list(label_names) if label_names is not None else None
+    model.label_ids = list(label_ids) if label_ids is not None else None
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model

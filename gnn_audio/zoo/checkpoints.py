@@ -7,7 +7,9 @@ is unpickled):
 ``format``, ``format_version``, ``gnn_audio_version``, ``model_name``, ``build_kwargs``
 (the entry point's keyword arguments: ``create_model(model_name, **build_kwargs)`` rebuilds
 the model), ``arch`` (the values of the entry's :attr:`~gnn_audio.zoo.ModelConfig.arch_args`
-the model was built with), ``num_classes``, ``label_names``, ``state_dict``, ``extra``.
+the model was built with), ``num_classes``, ``label_names``, ``label_ids`` (the classes'
+AudioSet MIDs / dataset ids, or ``None``; files written before it was added lack the key:
+:func:`load_checkpoint` then gives ``None``), ``state_dict``, ``extra``.
 
 Format 1 (gnn_audio before the kNN config) had no ``arch``; its ATGNN ``build_kwargs``
 carried the flat kNN arguments (``k``, ``knn_backend``, ``stochastic``, ``epsilon``,
@@ -23,7 +25,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 import gnn_audio
-from gnn_audio.models.weights_io import load_weights_file
+from gnn_audio.models.weights_io import load_weights_file, save_weights_file
 from gnn_audio.types import PathLike
 from gnn_audio.zoo._registry import get_model_config, is_model
 
@@ -60,7 +62,7 @@ def to_plain(value: Any) -> Any:
 def save_checkpoint(model: torch.nn.Module, path: PathLike,
                     extra: Optional[Dict[str, Any]] = None) -> None:
     """Save a zoo model (built by :func:`gnn_audio.zoo.create_model` or an entry point) with its
-    config and label names; ``extra`` may hold e.g. the epoch or metrics (plain values).
+    config, label names and label ids; ``extra`` may hold e.g. the epoch or metrics (plain values).
 
     The file is written to a temporary name in the same folder, then renamed.
     """
@@ -75,17 +77,11 @@ def save_checkpoint(model: torch.nn.Module, path: PathLike,
         "arch": to_plain(getattr(model, "arch_kwargs", {})),
         "num_classes": int(model.num_classes),
         "label_names": to_plain(getattr(model, "label_names", None)),
+        "label_ids": to_plain(getattr(model, "label_ids", None)),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": to_plain(extra or {}),
     }
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_weights_file(payload, path)
 
 
 def _upgrade_v1(ckpt: Dict[str, Any]) -> Dict[str, Any]:
@@ -119,7 +115,8 @@ def _upgrade_v1(ckpt: Dict[str, Any]) -> Dict[str, Any]:
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``), check its format and bring a
-    format-1 file to format 2 (``source_format_version`` then says 1).
+    format-1 file to format 2 (``source_format_version`` then says 1). ``label_names`` and
+    ``label_ids`` are always there in the result (``None`` where the file has none).
 
     Raises ``FileNotFoundError`` for a missing file, ``pickle.UnpicklingError`` for a file
     holding objects ``weights_only`` refuses, ``ValueError`` for anything else that is not a
@@ -141,6 +138,14 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
             isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()):
         raise ValueError(f"{path} is a damaged gnn_audio checkpoint: state_dict is not a "
                          "dict of tensors")
+    ckpt = dict(ckpt, label_names=ckpt.get("label_names"), label_ids=ckpt.get("label_ids"))
+    for key in ("label_names", "label_ids"):
+        labels = ckpt[key]
+        if labels is not None and (
+                not isinstance(labels, list) or len(labels) != ckpt["num_classes"]
+                or not all(isinstance(v, str) for v in labels)):
+            raise ValueError(f"{path} is a damaged gnn_audio checkpoint: {key} is not a list "
+                             f"of {ckpt['num_classes']} strings")
     return _upgrade_v1(ckpt) if version == 1 else ckpt
 
 
@@ -155,6 +160,7 @@ def load_pretrained(model: torch.nn.Module, path: PathLike) -> torch.nn.Module:
 
     Raises :class:`CheckpointMismatch` naming what differs (model name, number of classes,
     the entry's architecture arguments, tensor shapes) instead of a bare ``state_dict`` error.
+    The checkpoint's ``label_names`` and ``label_ids`` replace the model's where it has them.
     """
     ckpt = load_checkpoint(path)
     problems = []
@@ -185,6 +191,10 @@ def load_pretrained(model: torch.nn.Module, path: PathLike) -> torch.nn.Module:
         raise CheckpointMismatch(f"{os.fspath(path)} does not fit {model.model_name}: " +
                                  " | ".join(problems))
     model.load_state_dict(ckpt["state_dict"], strict=True)
-    if ckpt.get("label_names"):
+    if ckpt["label_names"]:
+        if list(ckpt["label_names"]) != getattr(model, "label_names", None):
+            model.label_ids = None  # the model's own ids belong to its own names
         model.label_names = list(ckpt["label_names"])
+    if ckpt["label_ids"]:
+        model.label_ids = list(ckpt["label_ids"])
     return model

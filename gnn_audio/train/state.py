@@ -1,0 +1,116 @@
+"""The resumable state of a training run and its files in the run directory.
+
+``RUN_DIR/last.pt`` holds everything an exact resume needs, written atomically (temporary
+file, then rename) after every epoch: the model, optimiser, scheduler and gradient-scaler
+states, the sampler's state, the epoch and step counters, the metric history, the best
+validation mAP so far, the running sum of PSLA weight averaging, and every random number
+generator (Python, NumPy, torch CPU and every CUDA device). It holds plain containers and
+tensors only and is read back with ``torch.load(weights_only=True)``.
+
+:func:`check_run_dir` runs before training: an unwritable folder or a disk without room for
+a few checkpoints is reported then, not after the first epoch.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from gnn_audio.models.weights_io import load_weights_file, save_weights_file
+from gnn_audio.types import PathLike
+
+__all__ = ["capture_rng", "restore_rng", "save_state", "load_state", "check_run_dir",
+           "atomic_write_text", "state_size_estimate", "STATE_FILE"]
+
+STATE_FILE = "last.pt"
+
+
+def capture_rng() -> Dict[str, Any]:
+    """Every generator's state as plain values and tensors (``weights_only``-loadable)."""
+    version, mt, gauss = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "python": [version, list(mt), gauss],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                  int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng(state: Dict[str, Any]) -> None:
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_state(path: PathLike, state: Dict[str, Any]) -> None:
+    """Write a training state atomically (temporary file in the same folder, then rename)."""
+    save_weights_file(state, path)
+
+
+def load_state(path: PathLike) -> Dict[str, Any]:
+    """Read a state written by :func:`save_state` (``weights_only=True``); a missing or
+    damaged file raises ``ValueError`` naming it."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no training state to resume from (the run stopped before "
+                         "its first epoch ended?)")
+    try:
+        state = load_weights_file(path, "gnn_audio training state")
+    except pickle.UnpicklingError as err:
+        raise ValueError(str(err)) from None
+    if not isinstance(state, dict) or state.get("format") != "gnn_audio.train_state":
+        raise ValueError(f"{path} is not a gnn_audio training state")
+    return state
+
+
+def check_run_dir(run_dir: PathLike, needed_bytes: int) -> List[str]:
+    """Create ``run_dir`` and make sure a file can be written there and that the disk has room
+    for ``needed_bytes`` (a few checkpoints); returns notes, raises ``OSError`` (one line)
+    otherwise."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write_probe{os.getpid()}"
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"{run_dir}: run directory is not writable ({err.strerror or err})"
+                      ) from None
+    free = shutil.disk_usage(run_dir).free
+    if free < needed_bytes:
+        raise OSError(f"{run_dir}: {free / 2**20:.0f} MiB free on its disk, the run's "
+                      f"checkpoints need about {needed_bytes / 2**20:.0f} MiB")
+    return [f"run directory {run_dir}: {free / 2**30:.1f} GiB free "
+            f"(checkpoints need about {needed_bytes / 2**20:.0f} MiB)"]
+
+
+def state_size_estimate(model: torch.nn.Module, copies: int = 5,
+                        optimizer_slots: Optional[int] = 2) -> int:
+    """Bytes of ``copies`` checkpoints: weights + buffers + Adam's two moments (fp32)."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    params = sum(p.numel() * 4 for p in model.parameters())
+    return copies * (weights + (optimizer_slots or 0) * params) + (64 << 20)

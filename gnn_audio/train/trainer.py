@@ -1,0 +1,478 @@
+"""The training loop: one :class:`Trainer` runs a :class:`~gnn_audio.train.recipe.Recipe` on one
+CPU, one GPU or many (DDP through ``torchrun``), with exact resume.
+
+Per epoch: the sampler's share of the training split (balanced or shuffled, per rank) in
+batches of ``batch_size / world_size``, one :class:`~gnn_audio.train.step.TrainStep` per batch,
+then validation (every clip once, sharded over the ranks; mAP, mAUC, d', lwlrap per evaluation
+mode), the best checkpoint by validation mAP (``best.pt``), the training state (``last.pt``),
+the curves and the log. At the end the best checkpoint (and, with ``average_from``, the
+averaged weights) is scored on the evaluation split next to the label-frequency baseline and
+everything goes to ``results.json``.
+
+Run directory::
+
+    config.json      the resolved recipe, data paths and environment
+    train.log        the log (also on stderr)
+    tensorboard/     TensorBoard scalars
+    curves.png       loss, validation mAP and learning rate per epoch
+    last.pt          the resumable training state (every epoch)
+    best.pt          the best epoch's model: a zoo checkpoint (``create_model(name,
+                     pretrained="best.pt")``, ``gnn-audio eval``, the tagger)
+    averaged.pt      PSLA weight averaging of the last epochs (with ``average_from``)
+    history.json     per-epoch metrics
+    results.json     final evaluation (both modes), baseline, times
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from gnn_audio.train.data import DataPaths, DataSplits, label_frequency_baseline, load_splits
+from gnn_audio.train.logs import RunLogger, plot_curves
+from gnn_audio.train.recipe import Recipe
+from gnn_audio.train.schedule import make_scheduler
+from gnn_audio.train.state import (STATE_FILE, atomic_write_text, capture_rng, check_run_dir,
+                                   load_state, restore_rng, save_state, state_size_estimate)
+from gnn_audio.train.step import NonFiniteLoss, TrainStep
+
+__all__ = ["Trainer", "TrainingStopped", "build_run_model"]
+
+#: the metrics kept in the history and results (the per-class arrays are left out)
+SUMMARY_METRICS = ("mAP", "mAUC", "d_prime", "lwlrap", "classes_left_out_ap", "num_clips")
+
+
+class TrainingStopped(RuntimeError):
+    """The run stopped before its end (a non-finite loss); the message says why and where
+    the last good checkpoint is."""
+
+
+def _summary(metrics: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+    return {mode: {k: (float(m[k]) if isinstance(m[k], (float, np.floating)) else m[k])
+                   for k in SUMMARY_METRICS if k in m} for mode, m in metrics.items()}
+
+
+def build_run_model(recipe: Recipe, splits: DataSplits, log=print) -> torch.nn.Module:
+    """The zoo model of ``recipe`` for the splits' class list and front-end: label names and
+    ids from the data, the input size from the front-end, AT-GCN's label graph built from the
+    training targets (or the ontology) and its label embeddings from ``recipe.glove``."""
+    from gnn_audio.zoo import create_model, get_model_config
+
+    config = get_model_config(recipe.model)
+    labels = splits.label_set
+    kwargs = dict(recipe.model_kwargs)
+    fb = splits.fbank
+    if config.input != ("embedding" if recipe.input_kind == "embedding" else "logmel"):
+        raise ValueError(f"model {recipe.model} reads {config.input} input, the recipe's data "
+                         f"({recipe.data}) gives {recipe.input_kind}")
+    if fb is not None:
+        if config.family == "atgnn":
+            kwargs.setdefault("input_size", (fb.target_length, fb.num_mel_bins))
+        elif "mel_bins" in config.arch_args:
+            kwargs.setdefault("mel_bins", fb.num_mel_bins)
+    if config.family == "at_gcn":
+        if recipe.label_graph == "ontology":
+            from gnn_audio.labels.ontology_graph import ontology_adjacency
+
+            kwargs["adjacency"] = ontology_adjacency(labels.mids, p=recipe.p)
+        else:
+            from gnn_audio.labels.cooccurrence import cooccurrence_adjacency
+
+            kwargs["adjacency"] = cooccurrence_adjacency(splits.train_targets, recipe.tau,
+                                                         recipe.p, recipe.label_graph)
+        log(f"AT-GCN label graph: {recipe.label_graph} (tau {recipe.tau}, p {recipe.p}), "
+            f"{int((kwargs['adjacency'] != 0).sum())} non-zero entries; stored in the "
+            "checkpoint")
+        if recipe.glove:
+            kwargs["label_embeddings"] = (recipe.glove, list(labels.names))
+        else:
+            from gnn_audio.labels.glove import hashed_gaussian
+
+            kwargs["label_embeddings"] = torch.from_numpy(hashed_gaussian(
+                "gnn_audio", (len(labels), kwargs.get("embedding_dim", 300))).astype(np.float32))
+            log("AT-GCN label embeddings: no --glove file, fixed pseudo-random 300-d vectors "
+                "(the documented fallback; the paper uses GloVe)")
+    model = create_model(recipe.model, num_classes=len(labels), label_names=list(labels.names),
+                         label_ids=list(labels.mids), **kwargs)
+    if fb is not None:
+        frames = fb.target_length
+        model.model_config = model.model_config.replace(
+            fbank=fb, input_size=(frames, fb.num_mel_bins), sample_rate=fb.sample_rate)
+    return model
+
+
+class Trainer:
+    """Runs a recipe (see the module docstring).
+
+    Args:
+        recipe: the settings (ignored with ``resume``: the run directory's are used).
+        paths: where the data is (ignored with ``resume``).
+        run_dir: the run directory.
+        resume: continue the run in ``run_dir`` from its ``last.pt``.
+        device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
+        progress: tqdm bars.
+    """
+
+    def __init__(self, recipe: Optional[Recipe], paths: Optional[DataPaths], run_dir,
+                 *, resume: bool = False, device: Optional[str] = None,
+                 progress: bool = True) -> None:
+        from gnn_audio.train.distributed import init_distributed
+
+        self.run_dir = Path(run_dir)
+        if resume:
+            config_file = self.run_dir / "config.json"
+            if not config_file.is_file():
+                raise ValueError(f"{self.run_dir}: not a run directory (no config.json)")
+            saved = json.loads(config_file.read_text(encoding="utf-8"))
+            recipe = Recipe.from_dict(saved["recipe"])
+            paths = DataPaths(**saved["data_paths"])
+        if recipe is None or paths is None:
+            raise ValueError("a recipe and data paths are needed unless resuming")
+        self.recipe, self.paths, self.resume = recipe, paths, resume
+        self.ctx = init_distributed(device)
+        self.device = self.ctx.device
+        if self.ctx.is_main:  # an unusable run directory fails now, before any work
+            check_run_dir(self.run_dir, 0)
+        self.log = RunLogger(self.run_dir, enabled=self.ctx.is_main, progress=progress)
+        self.progress = progress
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _barrier(self) -> None:
+        from gnn_audio.train.distributed import barrier
+
+        barrier(self.ctx)
+
+    def _reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
+        from gnn_audio.train.distributed import all_reduce_mean
+
+        return all_reduce_mean(value, self.ctx)
+
+    def _setup(self) -> None:
+        r, ctx = self.recipe, self.ctx
+        if r.batch_size % ctx.world_size:
+            raise ValueError(f"batch_size {r.batch_size} must be a multiple of the "
+                             f"{ctx.world_size} ranks")
+        from gnn_audio.train.precision import check_precision
+
+        check_precision(r.precision, self.device)
+        self.splits = load_splits(r, self.paths, is_main=ctx.is_main, barrier=self._barrier,
+                                  log=self.log, progress=self.progress)
+        for note in self.splits.notes:
+            self.log(note)
+        # the initial weights depend on the seed alone (not on whether stores were built)
+        torch.manual_seed(r.seed)
+        np.random.seed(r.seed)
+        model = build_run_model(r, self.splits, log=self.log)
+        if ctx.is_main:
+            notes = check_run_dir(self.run_dir, state_size_estimate(model))
+            for note in notes:
+                self.log(note)
+        if r.pretrained_vig:
+            from gnn_audio.models.vig_weights import load_vig_imagenet
+
+            missing, unexpected = load_vig_imagenet(model, r.pretrained_vig)
+            self.log(f"ImageNet ViG weights from {r.pretrained_vig}: {len(missing)} model "
+                     f"tensors left at their initialisation, {len(unexpected)} unused")
+        self.frozen_names: List[str] = []
+        if r.init_from:
+            from gnn_audio.train.finetune import backbone_parameters, init_from_checkpoint
+
+            report = init_from_checkpoint(model, r.init_from)
+            for line in report.lines():
+                self.log(line)
+            if r.freeze_backbone_epochs:
+                self.backbone = backbone_parameters(model)
+        elif r.freeze_backbone_epochs:
+            raise ValueError("freeze_backbone_epochs needs init_from (a checkpoint to "
+                             "fine-tune)")
+        self.model = model.to(self.device)
+        if r.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        net: torch.nn.Module = self.model
+        if r.sync_bn and ctx.distributed and self.device.type != "cuda":
+            raise ValueError("sync_bn needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
+                             "leave it off for CPU processes")
+        if r.sync_bn and not ctx.distributed:
+            self.log("note: sync_bn has no effect in a single process")
+        if ctx.distributed:
+            if r.sync_bn:
+                net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                self.model = net
+            net = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.ddp = net
+        self.train_net = torch.compile(net) if r.compile else net
+
+        from gnn_audio.data.sampling import BalancedSampler, ShuffleSampler, balanced_weights
+
+        train = self.splits.train
+        if r.sampler == "balanced":
+            self.sampler = BalancedSampler(balanced_weights(train.targets), len(train),
+                                           rank=ctx.rank, world_size=ctx.world_size, seed=r.seed)
+        else:
+            self.sampler = ShuffleSampler(len(train), rank=ctx.rank, world_size=ctx.world_size,
+                                          seed=r.seed)
+        self.local_batch = r.batch_size // ctx.world_size
+        self.steps_per_epoch = len(self.sampler) // self.local_batch
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"the training split ({len(train)} clips) is smaller than one "
+                             f"batch of {r.batch_size}")
+        self.loader = torch.utils.data.DataLoader(
+            train, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
+            num_workers=r.num_workers, pin_memory=self.device.type == "cuda",
+            collate_fn=_collate_train)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=r.lr, betas=r.betas,
+                                          weight_decay=r.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer, self.steps_per_epoch, r)
+        clip = r.clip_grad_norm
+        self.step = TrainStep(self.train_net, self.optimizer, precision=r.precision,
+                              device=self.device, clip_grad_norm=clip, scheduler=self.scheduler,
+                              reduce_loss=self._reduce_mean if ctx.distributed else None)
+        self.epoch, self.global_step = 0, 0
+        self.history: List[dict] = []
+        self.best = {"mAP": -math.inf, "epoch": None}
+        self.avg_sum: Optional[Dict[str, torch.Tensor]] = None
+        self.avg_count = 0
+        if self.resume:
+            self._load()
+        else:
+            self._write_config()
+
+    def _write_config(self) -> None:
+        if not self.ctx.is_main:
+            return
+        resolved = self.recipe.replace(fbank=self.splits.fbank or self.recipe.fbank,
+                                       norm_stats="recipe")
+        config = {"recipe": resolved.to_dict(), "data_paths": self.paths.to_dict(),
+                  "world_size": self.ctx.world_size, "device": str(self.device),
+                  "torch": torch.__version__, "python": platform.python_version(),
+                  "num_classes": len(self.splits.label_set)}
+        atomic_write_text(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+        self.log(f"recipe {self.recipe.name}: model {self.recipe.model}, "
+                 f"{self.recipe.epochs} epochs of {self.steps_per_epoch} steps x "
+                 f"{self.recipe.batch_size} clips ({self.ctx.world_size} rank(s) on "
+                 f"{self.device.type}), {self.recipe.precision}; config -> "
+                 f"{self.run_dir / 'config.json'}")
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _state(self) -> Dict[str, Any]:
+        return {"format": "gnn_audio.train_state", "epoch": self.epoch,
+                "global_step": self.global_step, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.step.scaler.state_dict(),
+                "sampler": self.sampler.state_dict(consumed=len(self.sampler)),
+                "rng": capture_rng(), "history": self.history, "best": dict(self.best),
+                "avg_sum": self.avg_sum, "avg_count": self.avg_count,
+                "world_size": self.ctx.world_size}
+
+    def _load(self) -> None:
+        state = load_state(self.run_dir / STATE_FILE)
+        if state["world_size"] != self.ctx.world_size:
+            self.log(f"note: the run was saved with {state['world_size']} rank(s) and resumes "
+                     f"on {self.ctx.world_size}: it continues, but not bit for bit")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
+        self.history, self.best = list(state["history"]), dict(state["best"])
+        self.avg_sum, self.avg_count = state["avg_sum"], int(state["avg_count"])
+        restore_rng(state["rng"])
+        self.log(f"resumed {self.run_dir} at epoch {self.epoch + 1} (step {self.global_step})")
+
+    def _save(self) -> None:
+        if self.ctx.is_main:
+            save_state(self.run_dir / STATE_FILE, self._state())
+        self._barrier()
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def _evaluate(self, model: torch.nn.Module, dataset) -> Dict[str, Dict[str, Any]]:
+        from gnn_audio.train.evaluate import EvalConfig, evaluate
+
+        r = self.recipe
+        modes = r.eval_modes if r.input_kind == "logmel" else ("crop",)
+        config = EvalConfig(modes=tuple(modes), window_hop=r.window_hop,
+                            batch_size=r.eval_batch_size, num_workers=r.num_workers,
+                            precision="fp32" if r.precision == "fp16" else r.precision)
+        frames = self.splits.fbank.target_length if self.splits.fbank is not None else None
+        return evaluate(model, dataset, config, self.ctx, frames=frames)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _train_epoch(self) -> Dict[str, float]:
+        r = self.recipe
+        # dropout / drop-path / stochastic-kNN draws: a stream of its own per (seed, rank,
+        # epoch), the same in an uninterrupted and in a resumed run, different across ranks
+        torch.manual_seed(int(np.random.SeedSequence(
+            [r.seed, self.ctx.rank, self.epoch]).generate_state(1)[0]))
+        self.sampler.set_epoch(self.epoch)
+        self.splits.train.set_epoch(self.epoch) if hasattr(self.splits.train, "set_epoch") \
+            else None
+        frozen = bool(r.freeze_backbone_epochs) and self.epoch < r.freeze_backbone_epochs
+        self.step.frozen = self.backbone if frozen else ()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        steps = 0
+        start = time.perf_counter()
+        bar = self.log.bar(self.steps_per_epoch, f"epoch {self.epoch + 1}/{r.epochs}")
+        for x, y in self.loader:
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            if r.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            try:
+                loss = self.step(x, y)
+            except NonFiniteLoss as err:
+                bar.close()
+                last = (f"{self.run_dir / STATE_FILE} (end of epoch {self.epoch})"
+                        if self.epoch else "none (no epoch finished)")
+                raise TrainingStopped(
+                    f"epoch {self.epoch + 1} step {steps + 1}: {err}; training stopped, the "
+                    f"weights were not updated with it. Last good checkpoint: {last}. Try a "
+                    "lower lr, clip_grad_norm, or fp32 / bf16 instead of fp16") from None
+            total += loss
+            steps += 1
+            self.global_step += 1
+            if self.global_step % r.log_every == 0 or steps == self.steps_per_epoch:
+                value = float(total / steps)
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{value:.4f}",
+                                clips_s=f"{steps * r.batch_size / elapsed:.1f}")
+                self.log.scalars({"train/loss": float(loss),
+                                  "train/lr": self.optimizer.param_groups[0]["lr"]},
+                                 self.global_step)
+            bar.update(1)
+            if r.max_steps is not None and self.global_step >= r.max_steps:
+                break
+        bar.close()
+        elapsed = time.perf_counter() - start
+        mean = float(self._reduce_mean(total / max(steps, 1)))
+        return {"train_loss": mean, "steps": steps, "seconds": elapsed,
+                "clips_per_s": steps * r.batch_size / max(elapsed, 1e-9)}
+
+    def _accumulate_average(self) -> None:
+        state = {k: v.detach().to("cpu", torch.float64) for k, v in
+                 self.model.state_dict().items() if v.is_floating_point()}
+        if self.avg_sum is None:
+            self.avg_sum = state
+        else:
+            for k, v in state.items():
+                self.avg_sum[k] += v
+        self.avg_count += 1
+
+    def _averaged_model(self) -> torch.nn.Module:
+        import copy
+
+        model = copy.deepcopy(self.model)
+        own = model.state_dict()
+        own.update({k: (v / self.avg_count).to(own[k].dtype) for k, v in self.avg_sum.items()})
+        model.load_state_dict(own)
+        return model
+
+    def _checkpoint_extra(self, epoch: int, metrics: Dict[str, Any]) -> Dict[str, Any]:
+        extra = {"epoch": epoch, "recipe": self.recipe.name, "metrics": metrics}
+        if self.splits.fbank is not None:
+            extra["fbank"] = self.splits.fbank.to_dict()
+        return extra
+
+    def fit(self) -> Dict[str, Any]:
+        """Train (or resume) to the end and return the results (also in ``results.json``)."""
+        from gnn_audio.zoo.checkpoints import load_checkpoint, save_checkpoint
+
+        run_start = time.perf_counter()
+        self._setup()
+        r = self.recipe
+        done = r.max_steps is not None and self.global_step >= r.max_steps
+        while self.epoch < r.epochs and not done:
+            train = self._train_epoch()
+            val = _summary(self._evaluate(self.model, self.splits.val))
+            main_mode = r.eval_modes[0] if r.input_kind == "logmel" else "crop"
+            val_map = val[main_mode]["mAP"]
+            lr = self.optimizer.param_groups[0]["lr"]
+            entry = {"epoch": self.epoch, **train, "lr": lr, "val": val}
+            self.history.append(entry)
+            improved = val_map > self.best["mAP"]
+            if improved:
+                self.best = {"mAP": val_map, "epoch": self.epoch}
+                if self.ctx.is_main:
+                    save_checkpoint(self.model, self.run_dir / "best.pt",
+                                    extra=self._checkpoint_extra(self.epoch, val))
+            if r.average_from is not None and self.epoch >= r.average_from:
+                self._accumulate_average()
+            self.log(f"epoch {self.epoch + 1}/{r.epochs}: loss {train['train_loss']:.4f}, "
+                     f"val " + ", ".join(f"{m} mAP {v['mAP']:.4f}" for m, v in val.items()) +
+                     f", lr {lr:.2e}, {train['clips_per_s']:.1f} clips/s, "
+                     f"{train['seconds']:.0f} s" + ("  (best)" if improved else ""))
+            self.log.scalars({"train/epoch_loss": train["train_loss"],
+                              **{f"val/{m}/{k}": v[k] for m, v in val.items()
+                                 for k in ("mAP", "mAUC", "lwlrap")}}, self.epoch + 1)
+            self.epoch += 1
+            done = r.max_steps is not None and self.global_step >= r.max_steps
+            self._save()
+            if self.ctx.is_main:
+                atomic_write_text(self.run_dir / "history.json",
+                                  json.dumps(self.history, indent=2) + "\n")
+                plot_curves(self.history, self.run_dir / "curves.png")
+                self.log.flush()
+        return self._finish(run_start, load_checkpoint, save_checkpoint)
+
+    def _finish(self, run_start: float, load_checkpoint, save_checkpoint) -> Dict[str, Any]:
+        r = self.recipe
+        self._barrier()
+        best = load_checkpoint(self.run_dir / "best.pt")
+        self.model.load_state_dict(best["state_dict"])
+        results: Dict[str, Any] = {
+            "recipe": r.name, "model": r.model, "run_dir": str(self.run_dir),
+            "best_epoch": self.best["epoch"], "best_val_mAP": self.best["mAP"],
+            "epochs": self.epoch, "steps": self.global_step,
+            "eval": _summary(self._evaluate(self.model, self.splits.eval)),
+            "label_frequency_baseline_mAP": label_frequency_baseline(
+                self.splits.train_targets, np.asarray(self.splits.eval.targets)),
+            "eval_clips": len(self.splits.eval), "world_size": self.ctx.world_size}
+        if self.avg_count:
+            averaged = self._averaged_model()
+            results["averaged"] = {
+                "epochs": [r.average_from + 1, self.epoch], "count": self.avg_count,
+                "val": _summary(self._evaluate(averaged, self.splits.val)),
+                "eval": _summary(self._evaluate(averaged, self.splits.eval))}
+            if self.ctx.is_main:
+                save_checkpoint(averaged, self.run_dir / "averaged.pt",
+                                extra=self._checkpoint_extra(self.epoch - 1,
+                                                             results["averaged"]["val"]))
+        results["seconds_this_process"] = time.perf_counter() - run_start
+        if self.ctx.is_main:
+            atomic_write_text(self.run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+            for mode, m in results["eval"].items():
+                self.log(f"eval ({mode}, best epoch {self.best['epoch'] + 1}): mAP {m['mAP']:.4f}"
+                         f", mAUC {m['mAUC']:.4f}, d' {m['d_prime']:.3f}, lwlrap "
+                         f"{m['lwlrap']:.4f}")
+            for mode, m in results.get("averaged", {}).get("eval", {}).items():
+                self.log(f"eval ({mode}, weights averaged over {self.avg_count} epochs): "
+                         f"mAP {m['mAP']:.4f}")
+            self.log(f"label-frequency baseline: eval mAP "
+                     f"{results['label_frequency_baseline_mAP']:.4f}; results -> "
+                     f"{self.run_dir / 'results.json'}")
+        self.log.close()
+        return results
+
+    def close(self) -> None:
+        from gnn_audio.train.distributed import cleanup
+
+        self.log.close()
+        cleanup()
+
+
+def _collate_train(items):
+    """``(x [B, ...], y [B, S])`` from dataset items ``(x, y)`` or ``(x, y, clip_id)``."""
+    xs, ys = zip(*[(it[0], it[1]) for it in items])
+    return torch.stack(xs), torch.stack(ys)
