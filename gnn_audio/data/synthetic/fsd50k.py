@@ -380,8 +380,11 @@ class _Generator:
                 units.append((c, False))
         return units
 
-    def clip(self, plan: _ClipPlan, index: int) -> np.ndarray:
-        """Draws ``plan.labels`` and returns the clip's samples (float32, peak < 1)."""
+    def clip(self, plan: _ClipPlan, index: int,
+             events: Optional[List[Tuple[int, int, int]]] = None) -> np.ndarray:
+        """Draws ``plan.labels`` and returns the clip's samples (float32, peak < 1); appends
+        ``(class, first sample, end sample)`` of every event to ``events`` when given (the
+        ground truth in time, e.g. for localisation studies)."""
         cfg, sr = self.config, self.config.sample_rate
         rng = np.random.default_rng([cfg.seed, index, 31337])
         median = cfg.median_duration * (cfg.eval_duration_scale if plan.split == "eval" else 1.0)
@@ -415,6 +418,8 @@ class _Generator:
                 x[start:start + m] += np.float32(10 ** (snr / 20)) * _event(
                     cls, self.lows[cls.family], m, sr, self.num_children[cls.family], rng,
                     cfg.jitter)
+                if events is not None:
+                    events.append((u, start, start + m))
         peak = float(np.abs(x).max())
         gain = 10 ** (rng.uniform(-24.0, -1.0) / 20) / max(peak, 1e-9)
         return (x * np.float32(gain)).astype(np.float32)
