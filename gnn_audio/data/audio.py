@@ -1,5 +1,9 @@
 """Reading audio files: soundfile (libsndfile) for decoding, torchaudio for resampling.
 
+:func:`load_audio` decodes a whole file; :class:`AudioBlocks` reads one block by block (a
+long recording never in memory at once) and resamples it with :class:`StreamResampler`, whose
+blocks put together equal :func:`resample` of the whole signal.
+
 Every way a file can be unusable gives one :class:`AudioError` whose message is one line that
 starts with the file's path: a missing, empty (0-byte), non-audio, zero-length or truncated
 file, a file libsndfile fails to decode, and NaN or infinite samples in a float file. Silence
@@ -17,16 +21,18 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 import torchaudio.transforms as T
 
 from gnn_audio.types import PathLike
 
-__all__ = ["AudioError", "AudioInfo", "audio_info", "load_audio", "resample"]
+__all__ = ["AudioError", "AudioInfo", "audio_info", "load_audio", "resample",
+           "resampled_length", "StreamResampler", "AudioBlocks"]
 
 # libsndfile's log line for a WAV / W64 / RF64 ``data`` or AIFF ``SSND`` chunk whose declared
 # size exceeds what the file holds: ``data : 176400 (should be 88178)``
@@ -165,3 +171,170 @@ def load_audio(path: PathLike, sample_rate: Optional[int] = 16000,
     if mono and wav.size(0) > 1:
         wav = wav.mean(dim=0, keepdim=True)
     return wav if sample_rate is None else resample(wav, sr, sample_rate)
+
+
+def resampled_length(num_samples: int, orig_sr: int, target_sr: int) -> int:
+    """Samples :func:`resample` returns for ``num_samples`` at ``orig_sr``:
+    ``ceil(num_samples * target_sr / orig_sr)``, in exact integer arithmetic."""
+    if orig_sr == target_sr:
+        return int(num_samples)
+    return -(-int(num_samples) * int(target_sr) // int(orig_sr))
+
+
+class StreamResampler:
+    """:func:`resample` of a signal that arrives in blocks.
+
+    Feed ``[channels, t]`` blocks to :meth:`push` and call :meth:`finish` after the last one:
+    the outputs put together are :func:`resample` of the whole signal (the same sinc kernel
+    applied at the same positions, and the same length), up to float rounding. It keeps only
+    the kernel's support of input between calls (a few dozen samples).
+
+    Args:
+        orig_sr: rate of the input blocks.
+        target_sr: output rate.
+    """
+
+    def __init__(self, orig_sr: int, target_sr: int) -> None:
+        self.orig_sr, self.target_sr = int(orig_sr), int(target_sr)
+        if self.orig_sr <= 0 or self.target_sr <= 0:
+            raise ValueError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
+        self.num_in = 0  # input samples pushed so far
+        self.num_out = 0  # output samples returned so far
+        self._done = False
+        self._channels: Optional[int] = None
+        self._buffer: Optional[torch.Tensor] = None
+        if self.orig_sr != self.target_sr:
+            r = _resampler(self.orig_sr, self.target_sr)
+            self._kernel, self._width = r.kernel, r.width
+            self._orig, self._new = self.orig_sr // r.gcd, self.target_sr // r.gcd
+
+    def _run(self, final: bool) -> torch.Tensor:
+        # torchaudio pads the whole signal with ``width`` zeros in front and ``width + orig``
+        # behind, then convolves with stride ``orig``: output group i reads padded samples
+        # [i * orig, i * orig + kernel size). The buffer holds the padded signal from the
+        # first group not yet computed.
+        buf = self._buffer
+        size = self._kernel.size(-1)
+        groups = (buf.size(1) - size) // self._orig + 1 if buf.size(1) >= size else 0
+        if groups <= 0:
+            return buf.new_zeros(buf.size(0), 0)
+        used = buf[:, :(groups - 1) * self._orig + size]
+        with torch.no_grad():
+            out = F.conv1d(used[:, None], self._kernel.to(buf.dtype), stride=self._orig)
+        out = out.transpose(1, 2).reshape(buf.size(0), -1)  # [channels, groups * new]
+        self._buffer = buf[:, groups * self._orig:]
+        if final:
+            out = out[:, :resampled_length(self.num_in, self.orig_sr, self.target_sr)
+                      - self.num_out]
+        return out
+
+    def push(self, block: torch.Tensor) -> torch.Tensor:
+        """``[channels, t]`` input -> the output samples it completes, ``[channels, t']``."""
+        if self._done:
+            raise RuntimeError("StreamResampler.push after finish")
+        block = block.to(torch.float32)
+        if block.dim() != 2:
+            raise ValueError(f"blocks must be [channels, samples], got {tuple(block.shape)}")
+        if self._channels is None:
+            self._channels = block.size(0)
+        elif block.size(0) != self._channels:
+            raise ValueError(f"blocks of {self._channels} channels, then one of "
+                             f"{block.size(0)}")
+        self.num_in += block.size(1)
+        if self.orig_sr == self.target_sr:
+            self.num_out += block.size(1)
+            return block
+        if self._buffer is None:
+            self._buffer = block.new_zeros(block.size(0), self._width)
+        self._buffer = torch.cat([self._buffer, block], dim=1)
+        out = self._run(final=False)
+        self.num_out += out.size(1)
+        return out
+
+    def finish(self) -> torch.Tensor:
+        """The last output samples (``[channels, t']``, possibly empty)."""
+        if self._done:
+            raise RuntimeError("StreamResampler.finish called twice")
+        self._done = True
+        if self.orig_sr == self.target_sr or self._buffer is None:
+            return torch.zeros(self._channels or 0, 0)
+        buf = self._buffer
+        self._buffer = torch.cat([buf, buf.new_zeros(buf.size(0), self._width + self._orig)], 1)
+        out = self._run(final=True)
+        self.num_out += out.size(1)
+        self._buffer = None
+        return out
+
+
+class AudioBlocks:
+    """An audio file read block by block, down-mixed and resampled on the way: iterating gives
+    float32 ``[channels, t]`` tensors at ``sample_rate`` which put together equal
+    :func:`load_audio` ``(path, sample_rate, mono)`` (up to float rounding of the resampling),
+    while memory stays bounded by ``block_frames``, whatever the file's length.
+
+    The header is checked when the object is made (:func:`audio_info`: a missing, empty,
+    non-audio, zero-length or truncated-by-its-header file raises :class:`AudioError` here);
+    decoding errors, NaN or infinite samples and a file that ends before its header says raise
+    :class:`AudioError` while iterating. Every message is one line naming the file.
+
+    Args:
+        path: any file libsndfile reads.
+        sample_rate: output rate (``None``: the file's own).
+        mono: average the channels to one.
+        block_frames: frames decoded per read.
+
+    Attributes:
+        info: the :class:`AudioInfo` of the header.
+        num_samples: samples per channel the iteration yields in all.
+    """
+
+    def __init__(self, path: PathLike, sample_rate: Optional[int] = 16000, mono: bool = True,
+                 block_frames: int = 1 << 16) -> None:
+        if block_frames < 1:
+            raise ValueError(f"block_frames must be >= 1, got {block_frames}")
+        self.path = os.fspath(path)
+        self.info = audio_info(self.path)
+        self.sample_rate = self.info.sample_rate if sample_rate is None else int(sample_rate)
+        self.mono = mono
+        self.block_frames = int(block_frames)
+        self.num_samples = resampled_length(self.info.frames, self.info.sample_rate,
+                                            self.sample_rate)
+
+    @property
+    def channels(self) -> int:
+        """Channels of the yielded blocks."""
+        return 1 if self.mono else self.info.channels
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        p = self.path
+        resampler = StreamResampler(self.info.sample_rate, self.sample_rate)
+        decoded = 0
+        with _open(p) as f:
+            expected, sr = f.frames, f.samplerate
+            while True:
+                try:
+                    data = f.read(self.block_frames, dtype="float32", always_2d=True)  # [t, C]
+                except (sf.LibsndfileError, RuntimeError) as err:
+                    raise AudioError(f"{p}: corrupt or truncated file, decoding failed "
+                                     f"({_one_line(err)})") from None
+                if data.shape[0] == 0:
+                    break
+                finite = np.isfinite(data)
+                if not finite.all():
+                    first = decoded + int(np.flatnonzero(~finite.all(axis=1))[0])
+                    raise AudioError(f"{p}: NaN or infinite samples (first at "
+                                     f"{first / sr:.3f} s)")
+                decoded += data.shape[0]
+                wav = torch.from_numpy(np.ascontiguousarray(data.T))
+                if self.mono and wav.size(0) > 1:
+                    wav = wav.mean(dim=0, keepdim=True)
+                out = resampler.push(wav)
+                if out.size(1):
+                    yield out
+                if decoded >= expected:
+                    break
+        if decoded < expected:
+            raise AudioError(f"{p}: truncated file (decoded {decoded} of {expected} frames)")
+        out = resampler.finish()
+        if out.size(1):
+            yield out

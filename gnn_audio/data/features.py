@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torchaudio.compliance import kaldi
 
 __all__ = ["FbankConfig", "FSD50K_FBANK", "AUDIOSET_FBANK", "AST_AUDIOSET_FBANK",
-           "PANNS_FBANK", "fbank", "pad_or_cut"]
+           "PANNS_FBANK", "fbank", "pad_or_cut", "pad_value"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,13 @@ def pad_or_cut(feats: torch.Tensor, target_length: Optional[int]) -> torch.Tenso
     if diff > 0:
         return F.pad(feats, (0, 0, 0, diff))
     return feats[:target_length]
+
+
+def pad_value(config: FbankConfig) -> float:
+    """The normalised value of a zero log-mel frame: what :func:`pad_or_cut` padding becomes
+    after normalisation, so windows padded later match clips padded in training (computed in
+    float32 as the features are)."""
+    return float(((torch.zeros(1) - config.norm_mean) / config.norm_std)[0])
 
 
 def fbank(waveform: torch.Tensor, config: FbankConfig = FSD50K_FBANK,

@@ -77,6 +77,63 @@ def _field_types(cls) -> Dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+#: one line per option; the defaults shown are the preset's (``--print-recipe``)
+_HELP = {
+    "model": "zoo model name (gnn-audio models)",
+    "model_kwargs": "entry-point keyword arguments as JSON, e.g. '{\"drop_path_rate\": 0.2}'",
+    "data": "fsd50k (an FSD50K-layout folder), audioset (CSVs / datafiles) or embeddings",
+    "norm_stats": "recipe: the front-end's mean / std; compute: the training split's",
+    "sampler": "balanced (PSLA's label-frequency weights) or shuffle",
+    "epochs": "training epochs",
+    "max_steps": "stop after this many optimiser steps (none: run all epochs)",
+    "batch_size": "clips per optimiser step over all ranks",
+    "lr": "Adam learning rate",
+    "betas": "Adam betas (two values)",
+    "weight_decay": "Adam weight decay",
+    "warmup_steps": "linear learning-rate warm-up over this many steps",
+    "lr_decay_start": "first epoch (0-based) with a decayed learning rate (none: constant)",
+    "lr_decay_every": "epochs between learning-rate decays",
+    "lr_decay": "factor of each decay",
+    "clip_grad_norm": "clip the gradient norm to this value (none: no clipping)",
+    "precision": "fp32, bf16 (autocast) or fp16 (autocast with a gradient scaler)",
+    "channels_last": "channels-last weights and inputs",
+    "compile": "torch.compile the training forward",
+    "sync_bn": "SyncBatchNorm across DDP ranks (GPUs only)",
+    "eval_modes": "crop and/or windows (sliding windows, max-pooled); the first picks the "
+                  "best epoch",
+    "window_hop": "hop between evaluation windows, as a fraction of a window",
+    "eval_batch_size": "windows per evaluation forward",
+    "average_from": "average the weights of every epoch from this one (0-based; none: off)",
+    "label_graph": "AT-GCN label graph: both, none, eq6, eq7, binary or ontology",
+    "tau": "AT-GCN threshold tau (eq. 6)",
+    "p": "AT-GCN neighbour weight p (eq. 7)",
+    "glove": "GloVe text file for AT-GCN's label embeddings",
+    "pretrained_vig": "Vision GNN ImageNet checkpoint to initialise the ATGNN backbone",
+    "init_from": "gnn_audio checkpoint to fine-tune from (shared labels keep their rows)",
+    "freeze_backbone_epochs": "train only the head and per-label tensors for this many epochs",
+    "num_workers": "DataLoader worker processes per rank",
+    "seed": "random seed",
+    "log_every": "steps between TensorBoard loss points",
+    "data_dir": "FSD50K-layout folder (FSD50K.ground_truth/, *_audio/)",
+    "store_dir": "folder of the waveform stores (default DATA_DIR/gnn_audio_stores)",
+    "audio_dir": "folder of the AudioSet audio named in the segment CSVs",
+    "class_csv": "class list index,mid,display_name (default: AudioSet's)",
+    "skip_bad": "skip unusable rows and files (listed in the store's skipped.txt)",
+    "store_workers": "processes decoding audio into the stores",
+}
+
+
+def _help(name: str) -> str:
+    if name in _HELP:
+        return _HELP[name]
+    split, _, kind = name.partition("_")
+    if kind in ("csv", "datafile", "records") and split in ("train", "val", "eval"):
+        return {"csv": f"AudioSet segment CSV of the {split} split",
+                "datafile": f"JSON datafile of the {split} split",
+                "records": f"embedding TFRecords (file or glob) of the {split} split"}[kind]
+    return name.replace("_", " ")
+
+
 def _add_dataclass_options(group, cls, prefix: str = "", skip=()) -> None:
     types = _field_types(cls)
     for f in dataclasses.fields(cls):
@@ -86,25 +143,28 @@ def _add_dataclass_options(group, cls, prefix: str = "", skip=()) -> None:
         flag = "--" + prefix + f.name.replace("_", "-")
         dest = prefix + f.name
         origin = typing.get_origin(tp)
+        text = _help(f.name) if not prefix else f"{cls.__name__}.{f.name}"
         if tp is bool:
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS)
+                               default=argparse.SUPPRESS, help=text)
         elif origin is tuple:
             item = typing.get_args(tp)[0]
             group.add_argument(flag, dest=dest, nargs="+", type=item, default=argparse.SUPPRESS,
-                               metavar=f.name.upper())
+                               metavar=f.name.upper(), help=text)
         elif origin is dict or tp is dict:
             group.add_argument(flag, dest=dest, type=json.loads, default=argparse.SUPPRESS,
-                               metavar="JSON")
+                               metavar="JSON", help=text)
         else:
             group.add_argument(flag, dest=dest, type=_parser_for(tp), default=argparse.SUPPRESS,
-                               metavar=f.name.upper())
+                               metavar=f.name.upper(), help=text)
 
 
 def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd50k",
                  description: Optional[str] = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from gnn_audio.cli import OneLineParser
+
+    p = OneLineParser(prog=prog, description=description or __doc__.split("\n\n")[0],
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("run")
     g.add_argument("--recipe", default=default_recipe, choices=list_recipes(),
                    help=f"the preset to start from (default {default_recipe})")

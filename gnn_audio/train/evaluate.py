@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from gnn_audio.data.features import FbankConfig
+from gnn_audio.data.features import pad_value as fbank_pad_value
 from gnn_audio.data.sampling import ShardedEvalSampler
 from gnn_audio.metrics import tagging_metrics
 from gnn_audio.train.distributed import DistContext, all_gather_objects
@@ -351,7 +352,7 @@ def predict(model: torch.nn.Module, dataset: Dataset, config: EvalConfig = EvalC
         raise ValueError("the evaluation data set is empty")
     pad_value = 0.0
     if isinstance(fbank, FbankConfig):  # a zero log-mel frame, normalised as the data set does
-        pad_value = float(((torch.zeros(1) - fbank.norm_mean) / fbank.norm_std)[0])
+        pad_value = fbank_pad_value(fbank)
 
     module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) \
         else model

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from gnn_audio.data.audio import load_audio
-from gnn_audio.data.features import FbankConfig, fbank
+from gnn_audio.data.features import FbankConfig, fbank, pad_value
 from gnn_audio.types import PathLike
 
 __all__ = ["checkpoint_labels", "load_checkpoint_model", "label_names_of", "model_fbank",
@@ -57,11 +57,6 @@ def model_fbank(model: torch.nn.Module) -> FbankConfig:
         name = getattr(model, "model_name", type(model).__name__)
         raise ValueError(f"{name} has no log-mel front-end (model_config.fbank)")
     return fb
-
-
-def pad_value(config: FbankConfig) -> float:
-    """The normalised value of a zero log-mel frame: what training padded clips with."""
-    return -config.norm_mean / config.norm_std
 
 
 def file_logmel(path: PathLike, config: FbankConfig) -> Tensor:

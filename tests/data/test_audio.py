@@ -90,3 +90,88 @@ def test_formats_decode(tmp_path, fmt, subtype, channels, atol):
     mono = load_audio(path, sample_rate=16000)
     assert mono.shape == (1, 8000)
     torch.testing.assert_close(mono[0], wav.mean(0))
+
+
+# --- block reading: AudioBlocks and StreamResampler ------------------------------------------
+
+
+@pytest.mark.parametrize("orig,target", [(44100, 16000), (8000, 16000), (48000, 32000),
+                                         (22050, 16000), (16000, 16000)])
+def test_stream_resampler_equals_whole_signal_resampling(orig, target):
+    from gnn_audio.data.audio import StreamResampler, resample, resampled_length
+
+    rng = np.random.default_rng(orig)
+    x = torch.from_numpy(rng.standard_normal((2, 3 * orig // 2 + 7)).astype(np.float32))
+    whole = resample(x, orig, target)
+    assert whole.size(1) == resampled_length(x.size(1), orig, target)
+    for sizes in ([1, 2, 3, 500], [4096], [x.size(1)], [97, 1, 10000]):
+        stream = StreamResampler(orig, target)
+        parts, pos, i = [], 0, 0
+        while pos < x.size(1):
+            n = sizes[i % len(sizes)]
+            parts.append(stream.push(x[:, pos:pos + n]))
+            pos, i = pos + n, i + 1
+        parts.append(stream.finish())
+        got = torch.cat(parts, dim=1)
+        assert got.shape == whole.shape and stream.num_out == whole.size(1)
+        torch.testing.assert_close(got, whole, atol=1e-5, rtol=0)
+    with pytest.raises(RuntimeError):
+        stream.push(x)
+
+
+def test_resampled_length_is_exact_for_long_signals():
+    from gnn_audio.data.audio import resampled_length
+
+    # an hour at 44.1 kHz: ceil(158760001 * 160 / 441), beyond float32's exact integers
+    assert resampled_length(158_760_001, 44100, 16000) == 57_600_001
+    assert resampled_length(1, 48000, 16000) == 1 and resampled_length(3, 48000, 16000) == 1
+
+
+@pytest.mark.parametrize("fmt,subtype,channels", [("WAV", "PCM_16", 2), ("FLAC", "PCM_24", 1),
+                                                  ("WAV", "FLOAT", 2), ("OGG", "VORBIS", 2)])
+@pytest.mark.parametrize("block_frames", [1000, 1 << 16])
+def test_audio_blocks_put_together_equal_load_audio(tmp_path, fmt, subtype, channels,
+                                                    block_frames):
+    from gnn_audio.data.audio import AudioBlocks
+
+    sig = np.stack([chirp(2.3, 44100, seed=c) for c in range(channels)], 1)
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(str(path), sig, 44100, format=fmt, subtype=subtype)
+    for mono in (True, False):
+        blocks = AudioBlocks(path, sample_rate=16000, mono=mono, block_frames=block_frames)
+        parts = list(blocks)
+        got = torch.cat(parts, dim=1)
+        want = load_audio(path, sample_rate=16000, mono=mono)
+        assert got.shape == want.shape == (blocks.channels, blocks.num_samples)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+        # a block's worth of output, give or take the filter's groups of 160 samples
+        assert max(p.size(1) for p in parts) <= block_frames * 16000 // 44100 + 2 * 160
+    assert AudioBlocks(path, sample_rate=None).num_samples == sf.info(str(path)).frames
+
+
+def test_audio_blocks_report_bad_files_in_one_line(tmp_path, monkeypatch):
+    from gnn_audio.data.audio import AudioBlocks, AudioError
+
+    with pytest.raises(AudioError, match=f"^{tmp_path / 'no.wav'}: no such file$"):
+        AudioBlocks(tmp_path / "no.wav")
+    x = tone(3.0, 16000)
+    x[40000:40003] = np.inf
+    path = tmp_path / "inf.wav"
+    sf.write(str(path), x, 16000, subtype="FLOAT")
+    blocks = AudioBlocks(path, block_frames=5000)  # the header is fine
+    with pytest.raises(AudioError, match=rf"^{path}: NaN or infinite samples \(first at "
+                                         r"2\.500 s\)$"):
+        list(blocks)
+    good = tmp_path / "good.wav"
+    sf.write(str(good), tone(1.0, 16000), 16000)
+    read = sf.SoundFile.read
+    calls = []
+
+    def stops_early(self, frames=-1, *args, **kwargs):  # a decoder that ends too soon
+        calls.append(frames)
+        return read(self, frames, *args, **kwargs) if len(calls) < 2 else \
+            np.zeros((0, 1), np.float32)
+    monkeypatch.setattr(sf.SoundFile, "read", stops_early)
+    with pytest.raises(AudioError, match=rf"^{good}: truncated file \(decoded 4000 of 16000 "
+                                         r"frames\)$"):
+        list(AudioBlocks(good, block_frames=4000))

@@ -99,3 +99,23 @@ def test_explain_runs_the_model_in_eval_mode(tiny_checkpoint, tmp_path):
     model.train()
     explain(model, torch.randn(64, 32), "Cat", tmp_path / "e.png", dpi=30)
     assert model.training
+
+
+def test_gnn_audio_explain_command(tiny_checkpoint, wav_file, tmp_path, capsys):
+    from gnn_audio.cli import main
+
+    out = tmp_path / "cli.png"
+    assert main(["explain", str(wav_file), "--checkpoint", str(tiny_checkpoint), "--label",
+                 "car horn", "--out", str(out), "--stage", "1", "--block", "1"]) == 0
+    assert_png(out)
+    assert capsys.readouterr().out.strip() == str(out)
+    # an unknown label: one line naming the checkpoint and the closest names, exit 1
+    assert main(["explain", str(wav_file), "-c", str(tiny_checkpoint), "--label", "car horns",
+                 "--out", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Car horn" in err[0] and str(tiny_checkpoint) in err[0]
+    # a bad option value is a usage error
+    with pytest.raises(SystemExit) as exit_:
+        main(["explain", str(wav_file), "-c", str(tiny_checkpoint), "--label", "Car horn",
+              "--out", str(tmp_path / "y.png"), "--stage", "0"])
+    assert exit_.value.code == 2
