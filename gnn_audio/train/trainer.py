@@ -401,7 +401,10 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             entry = {"epoch": self.epoch, **train, "lr": lr, "val": val}
             self.history.append(entry)
-            improved = val_map > self.best["mAP"]
+            # the first epoch always gives a best.pt; an undefined (NaN) mAP, e.g. a
+            # validation split without any positive label, never blocks a later epoch
+            best = self.best["mAP"]
+            improved = self.best["epoch"] is None or math.isnan(best) or val_map > best
             if improved:
                 self.best = {"mAP": val_map, "epoch": self.epoch}
                 if self.ctx.is_main:

@@ -217,3 +217,25 @@ def test_weight_averaging_of_the_last_epochs(tiny_fsd50k, tmp_path, monkeypatch)
     results = json.loads((run / "results.json").read_text())
     assert results["averaged"]["count"] == 2 and set(results["averaged"]["eval"]) == {
         "crop", "windows"}
+
+
+def test_an_undefined_validation_map_does_not_block_the_best_checkpoint(
+        tiny_fsd50k, tmp_path, monkeypatch):
+    from gnn_audio.train.trainer import Trainer
+
+    evaluate = Trainer._evaluate
+    calls = {"n": 0}
+
+    def first_undefined(self, model, dataset):
+        metrics = evaluate(self, model, dataset)
+        calls["n"] += 1
+        if calls["n"] == 1:  # epoch 1's validation: e.g. a split without positive labels
+            metrics["crop"]["mAP"] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(Trainer, "_evaluate", first_undefined)
+    run = tmp_path / "run"
+    assert main(tiny_args(tiny_fsd50k, run)) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["best_epoch"] == 1  # epoch 2 (0-based 1) replaced the undefined epoch 1
+    assert torch.load(run / "best.pt", weights_only=True)["extra"]["epoch"] == 1
