@@ -17,10 +17,8 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
-import os
 import re
 import statistics
-import tempfile
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -156,15 +154,8 @@ def fmt(value: Optional[float], spec: str, none: str = "-") -> str:
 
 
 def write_json(path: str, payload: dict) -> None:
-    """Write ``payload`` as indented JSON to ``path`` atomically (temporary file in the same
-    folder, then ``os.replace``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``payload`` as indented JSON to ``path`` atomically
+    (:func:`gnn_audio.files.atomic_write_text`)."""
+    from gnn_audio.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2))

@@ -292,10 +292,10 @@ def _read_cache(path: Path) -> Dict[str, Any]:
 
 def _write_cache(path: Path, data: Dict[str, Any]) -> None:
     try:
+        from gnn_audio.files import atomic_write_text
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     except OSError as err:  # a read-only home: the table is still printed
         _say("models", f"could not cache the counts in {path} ({err})")
 
@@ -564,6 +564,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from gnn_audio.data.readers import DataError, read_fsd50k
     from gnn_audio.data.stats import compute_norm_stats
     from gnn_audio.data.store import StoreError, WaveformStore
+    from gnn_audio.files import atomic_write_text
 
     if args.stats and "train" not in args.splits:  # a usage mistake: before any work
         _say("prepare", "--stats needs the train split in --splits")
@@ -588,9 +589,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         mean, std = compute_norm_stats(stores["train"], fb, progress=not args.quiet)
         stats = {"norm_mean": mean, "norm_std": std, "split": "train",
                  "clips": len(stores["train"])}
-        tmp = out / "norm_stats.json.tmp"
-        tmp.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, out / "norm_stats.json")
+        atomic_write_text(out / "norm_stats.json", json.dumps(stats, indent=2) + "\n")
         print(f"train log-mel: norm_mean {mean:.4f}, norm_std {std:.4f} -> "
               f"{out / 'norm_stats.json'}")
     return 0
@@ -624,7 +623,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from gnn_audio.train.cli import one_line
     from gnn_audio.train.distributed import init_distributed
     from gnn_audio.train.evaluate import EvalConfig, build_eval_dataset, predict
-    from gnn_audio.train.state import atomic_write_text
+    from gnn_audio.files import atomic_write_text
     from gnn_audio.zoo import load_model
     from gnn_audio.zoo.checkpoints import CheckpointMismatch
 

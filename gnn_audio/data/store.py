@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from gnn_audio.files import atomic_open
 from gnn_audio.data.clips import Clip, ClipList, Skipped
 from gnn_audio.labels import LabelSet
 from gnn_audio.types import PathLike
@@ -142,12 +143,8 @@ def _quantise(wav: np.ndarray, dtype: str) -> Tuple[np.ndarray, float]:
 
 
 def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _skipped_report(path: Path, skipped: List[Skipped]) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gnn_audio.models.weights_io import save_weights_file
 from gnn_audio.types import PathLike
 
 __all__ = ["label_words", "load_glove", "hashed_gaussian", "default_cache_dir"]
@@ -137,7 +138,5 @@ def load_glove(path: PathLike, label_names: Sequence[str],
     _warn_missing(missing, path)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        torch.save({"vectors": out, "missing": missing}, tmp)
-        os.replace(tmp, cache_file)
+        save_weights_file({"vectors": out, "missing": missing}, cache_file)
     return (out, missing) if return_missing else out

@@ -70,14 +70,11 @@ def plot_label_graph(graph: Union[Data, Tensor], label_names: Optional[Sequence[
     ax.axis("off")
     ax.set_title(title or f"{len(src)} strongest label-label edges")
     fig.tight_layout()
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.tmp")
+    from gnn_audio.files import atomic_open
+
     try:
-        fig.savefig(tmp, dpi=dpi, format=os.path.splitext(name)[1][1:] or "png")
-        os.replace(tmp, path)
+        with atomic_open(path) as f:
+            fig.savefig(f, dpi=dpi, format=os.path.splitext(os.fspath(path))[1][1:] or "png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return os.fspath(path)

@@ -52,11 +52,7 @@ def load_weights_file(path: PathLike, kind: str) -> Any:
 def save_weights_file(obj: Any, path: PathLike) -> None:
     """``torch.save(obj)`` to a temporary name in the same folder, then rename over ``path``:
     a reader (or a run killed while writing) never sees a partial file."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from gnn_audio.files import atomic_open
+
+    with atomic_open(path) as f:
+        torch.save(obj, f)

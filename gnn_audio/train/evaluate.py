@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -47,6 +46,7 @@ from tqdm.auto import tqdm
 from gnn_audio.data.features import FbankConfig
 from gnn_audio.data.features import pad_value as fbank_pad_value
 from gnn_audio.data.sampling import ShardedEvalSampler
+from gnn_audio.files import atomic_open
 from gnn_audio.metrics import tagging_metrics
 from gnn_audio.train.distributed import DistContext, all_gather_objects
 from gnn_audio.train.precision import PRECISIONS, autocast, check_precision
@@ -178,21 +178,15 @@ class Predictions:
         suffix = path.suffix.lower()
         if suffix not in (".npz", ".json"):
             raise ValueError(f"{path}: predictions are saved as .npz or .json")
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                if suffix == ".npz":
-                    np.savez(f, clip_ids=np.asarray(self.clip_ids, dtype=str),
-                             targets=self.targets,
-                             **{f"scores_{m}": s for m, s in self.scores.items()})
-                else:
-                    f.write(json.dumps({
-                        "clip_ids": list(self.clip_ids), "targets": self.targets.tolist(),
-                        "scores": {m: s.tolist() for m, s in self.scores.items()}}).encode())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_open(path) as f:
+            if suffix == ".npz":
+                np.savez(f, clip_ids=np.asarray(self.clip_ids, dtype=str),
+                         targets=self.targets,
+                         **{f"scores_{m}": s for m, s in self.scores.items()})
+            else:
+                f.write(json.dumps({
+                    "clip_ids": list(self.clip_ids), "targets": self.targets.tolist(),
+                    "scores": {m: s.tolist() for m, s in self.scores.items()}}).encode())
 
     @classmethod
     def load(cls, path: PathLike) -> "Predictions":

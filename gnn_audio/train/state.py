@@ -26,7 +26,7 @@ from gnn_audio.models.weights_io import load_weights_file, save_weights_file
 from gnn_audio.types import PathLike
 
 __all__ = ["capture_rng", "restore_rng", "save_state", "load_state", "check_run_dir",
-           "atomic_write_text", "state_size_estimate", "STATE_FILE"]
+           "state_size_estimate", "STATE_FILE"]
 
 STATE_FILE = "last.pt"
 
@@ -53,14 +53,6 @@ def restore_rng(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def save_state(path: PathLike, state: Dict[str, Any]) -> None:

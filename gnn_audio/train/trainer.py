@@ -38,7 +38,8 @@ from gnn_audio.train.data import DataPaths, DataSplits, label_frequency_baseline
 from gnn_audio.train.logs import RunLogger, plot_curves
 from gnn_audio.train.recipe import Recipe
 from gnn_audio.train.schedule import make_scheduler
-from gnn_audio.train.state import (STATE_FILE, atomic_write_text, capture_rng, check_run_dir,
+from gnn_audio.files import atomic_write_text
+from gnn_audio.train.state import (STATE_FILE, capture_rng, check_run_dir,
                                    load_state, restore_rng, save_state, state_size_estimate)
 from gnn_audio.train.step import NonFiniteLoss, TrainStep
 
@@ -288,6 +289,10 @@ class Trainer:
         self.history, self.best = list(state["history"]), dict(state["best"])
         self.avg_sum, self.avg_count = state["avg_sum"], int(state["avg_count"])
         restore_rng(state["rng"])
+        if state["world_size"] == self.ctx.world_size:
+            # checks that the sampler draws as the saved run did (seed, sizes); its position
+            # is the end of the saved epoch, and the next epoch starts from its beginning
+            self.sampler.load_state_dict(state["sampler"])
         self.log(f"resumed {self.run_dir} at epoch {self.epoch + 1} (step {self.global_step})")
 
     def _save(self) -> None:
@@ -317,8 +322,8 @@ class Trainer:
         torch.manual_seed(int(np.random.SeedSequence(
             [r.seed, self.ctx.rank, self.epoch]).generate_state(1)[0]))
         self.sampler.set_epoch(self.epoch)
-        self.splits.train.set_epoch(self.epoch) if hasattr(self.splits.train, "set_epoch") \
-            else None
+        if hasattr(self.splits.train, "set_epoch"):  # TaggingDataset's augmentation draws
+            self.splits.train.set_epoch(self.epoch)
         frozen = bool(r.freeze_backbone_epochs) and self.epoch < r.freeze_backbone_epochs
         self.step.frozen = self.backbone if frozen else ()
         total = torch.zeros((), dtype=torch.float64, device=self.device)

@@ -40,11 +40,8 @@ def save_figure(fig, path: PathLike, dpi: int = 120) -> Path:
     partial picture. Returns the path."""
     path = check_output_path(path)
     fmt = path.suffix[1:].lower() or "png"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, dpi=dpi, format=fmt)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from gnn_audio.files import atomic_open
+
+    with atomic_open(path) as f:
+        fig.savefig(f, dpi=dpi, format=fmt)
     return path

@@ -44,7 +44,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -53,6 +52,7 @@ import numpy as np
 
 from gnn_audio.data.synthetic.signals import (band_noise, click_train, coloured_noise, glide,
                                               harmonic_tone, modulated_tone, pip_train)
+from gnn_audio.files import atomic_open
 from gnn_audio.types import PathLike
 
 __all__ = ["SyntheticFSD50KConfig", "SoundClass", "synthetic_classes", "make_fsd50k_like",
@@ -430,18 +430,15 @@ class _Generator:
 
 
 def _replace_text(path: Path, write: Callable) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         write(f)
-    os.replace(tmp, path)
 
 
 def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
     import soundfile as sf
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), samples, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        sf.write(f, samples, sample_rate, subtype="PCM_16", format="WAV")
 
 
 def _is_complete(root: Path, config: SyntheticFSD50KConfig) -> bool:
