@@ -52,10 +52,11 @@ import torch
 from gnn_audio.data.readers import read_fsd50k
 from gnn_audio.data.synthetic import fsd50k as gen_module
 from gnn_audio.data.synthetic.fsd50k import MANIFEST_NAME, SyntheticFSD50KConfig
-from gnn_audio.train.evaluate import window_starts
+from gnn_audio.data.features import pad_value
+from gnn_audio.data.windows import Windowing
 from gnn_audio.viz.graph_trace import check_atgnn, trace_graphs
-from gnn_audio.viz.inputs import (crop_window, file_logmel, label_names_of,
-                                  load_checkpoint_model, model_fbank, pad_value)
+from gnn_audio.viz.inputs import file_logmel, label_names_of, load_checkpoint_model, model_fbank
+from gnn_audio.zoo import bundle_of
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from measure import write_json  # noqa: E402
@@ -188,14 +189,15 @@ def measure(model: torch.nn.Module, clips: Sequence[GeneratedClip],
     share of the label's PLG neighbours inside its span and of both chances, plus the same
     for windows without padding and the specificity control. See the module docstring."""
     fb = model_fbank(model)
-    frames = fb.target_length or model.input_size[0]
+    frames = bundle_of(model).frames
+    windowing = Windowing.from_fraction(frames, window_hop)
     shift, half = fb.frame_shift_ms / 1000.0, fb.frame_length_ms / 2000.0
     windows = []  # (clip, start frame, valid frames, log-mel window)
     for clip in clips:
         logmel = file_logmel(clip.path, fb)
-        for s in window_starts(logmel.size(0), frames, window_hop):
-            w, valid = crop_window(logmel, s, frames, pad_value(fb))
-            windows.append((clip, s, valid, w))
+        for s in windowing.starts(logmel.size(0)):
+            valid = windowing.end(s, logmel.size(0)) - s
+            windows.append((clip, s, valid, windowing.cut(logmel, s, pad_value(fb))))
     stats: Dict[str, dict] = {}
 
     def add(key: str, name: str, inside: float, grid: float, share: float) -> None:

@@ -3,7 +3,7 @@ memory and model FLOP utilisation (MFU), in fp32, bf16, channels-last and compil
 
 =================  ============================================================================
 ``fp32``           the model as built, no autocast
-``bf16``           autocast to bfloat16 (:mod:`gnn_audio.train.precision`)
+``bf16``           autocast to bfloat16 (:mod:`gnn_audio.precision`)
 ``channels-last``  ``model.to(memory_format=torch.channels_last)``, fp32
 ``compiled``       ``torch.compile(model)``, fp32
 ``compiled-bf16``  ``torch.compile(model)`` under bf16 autocast
@@ -192,8 +192,9 @@ def build_model(s: ThroughputSettings) -> torch.nn.Module:
 
 def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """The recipe's Adam."""
-    return torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=recipe.betas,
-                            weight_decay=recipe.weight_decay)
+    optim = recipe.optim
+    return torch.optim.Adam(model.parameters(), lr=optim.lr, betas=optim.betas,
+                            weight_decay=optim.weight_decay)
 
 
 def resident_mb(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
@@ -222,7 +223,7 @@ class VariantRun:
         self.optimizer = make_optimizer(self.model, recipe)
         net = torch.compile(self.model) if variant.compiled else self.model
         self.step = TrainStep(net, self.optimizer, precision=variant.precision, device=device,
-                              clip_grad_norm=recipe.clip_grad_norm)
+                              clip_grad_norm=recipe.optim.clip_grad_norm)
 
 
 def warm_up(run: VariantRun, x: torch.Tensor, y: torch.Tensor, steps: int,
@@ -402,7 +403,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Tuple[ThroughputSettings
         num_classes=given(a.num_classes, config.num_classes),
         frames=given(a.frames, config.input_size[0] if cuda else 256),
         mel=given(a.mel, config.input_size[1]),
-        batch_size=given(a.batch_size, get_recipe(a.recipe).batch_size if cuda else 4),
+        batch_size=given(a.batch_size, get_recipe(a.recipe).optim.batch_size if cuda else 4),
         variants=tuple(given(a.variants, DEFAULT_VARIANTS[a.device])), recipe=a.recipe,
         repeat=given(a.repeat, 20 if cuda else 5), warmup=a.warmup,
         peak_tflops_bf16=peak_bf16, peak_tflops_fp32=peak_fp32, seed=a.seed)
@@ -417,11 +418,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     raise_recompile_limits()  # one graph per compiled variant (model copy, autocast)
     device = torch.device(s.device)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    recipe = get_recipe(s.recipe)
+    optim = get_recipe(s.recipe).optim
     print(f"# train_throughput: {s.model}, batch {s.batch_size} x {s.frames} frames x {s.mel} "
           f"mel, device {dev_name}, torch {torch.__version__}, threads "
-          f"{torch.get_num_threads()}; Adam lr {recipe.lr} betas {recipe.betas} wd "
-          f"{recipe.weight_decay} ({s.recipe}); median of {s.repeat} interleaved steps after "
+          f"{torch.get_num_threads()}; Adam lr {optim.lr} betas {optim.betas} wd "
+          f"{optim.weight_decay} ({s.recipe}); median of {s.repeat} interleaved steps after "
           f"{s.warmup} warm-up", flush=True)
     base = build_model(s)
     flops = model_flops_per_clip(base, torch.randn(1, s.frames, s.mel))

@@ -23,6 +23,6 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__":
-    from gnn_audio.train.cli import main
+    from gnn_audio.cli.train import main
 
     sys.exit(main(prog="train_audioset.py", default_recipe="atgnn_audioset"))

@@ -45,6 +45,6 @@ def prepare(args) -> None:
 
 
 if __name__ == "__main__":
-    from gnn_audio.train.cli import main
+    from gnn_audio.cli.train import main
 
     sys.exit(main(prog="train_fsd50k.py", default_recipe="atgnn_fsd50k", prepare=prepare))

@@ -1,25 +1,30 @@
 """Tagging audio with a trained log-mel zoo model: files or waveforms of any length, sample rate
 and channel count -> per-window and pooled tag scores.
 
-The pipeline, the way training saw its clips:
+The pipeline, the way training and evaluation saw their clips:
 
-1. the file is read in blocks (:class:`~gnn_audio.data.audio.AudioBlocks`, any format
-   soundfile reads), down-mixed to mono and resampled block by block to the front-end's rate
-   (:class:`~gnn_audio.data.audio.StreamResampler`, equal to resampling the whole file);
-2. log-mel frames are computed as the samples arrive
-   (:class:`~gnn_audio.data.kaldi_fbank.KaldiFbank`, the training front-end) and cut into
-   windows of ``window`` seconds every ``hop`` seconds, the last window aligned to the end of
-   the file (:func:`gnn_audio.train.evaluate.window_starts`, as ``gnn-audio eval`` scores
-   windows); a window shorter than the model's input, or a clip shorter than one window, is
-   padded with zero log-mel frames after normalisation (``-norm_mean / norm_std``), as
-   :class:`~gnn_audio.data.dataset.TaggingDataset` pads short training clips;
+1. the file is decoded, down-mixed to mono and resampled to the front-end's rate
+   (:func:`~gnn_audio.data.audio.load_audio`, as the evaluation data set reads a clip), and
+   its normalised log-mel computed whole (:class:`~gnn_audio.data.kaldi_fbank.KaldiFbank`,
+   the training front-end); a recording longer than :attr:`Tagger.whole_seconds` (default
+   10 minutes) is instead read in blocks (:class:`~gnn_audio.data.audio.AudioBlocks`,
+   resampled block by block with :class:`~gnn_audio.data.audio.StreamResampler`) and its
+   log-mel computed as the samples arrive (:func:`~gnn_audio.data.windows.logmel_windows`),
+   so that a one-hour recording is never decoded whole;
+2. the log-mel is cut into windows of ``window`` seconds every ``hop`` seconds, the last
+   window aligned to the end of the file, a short window padded with the normalised value of
+   a zero log-mel frame (:class:`~gnn_audio.data.windows.Windowing`, the windows
+   ``gnn-audio eval`` scores);
 3. windows of one or many files are batched (``batch_size`` windows per forward) and scored
-   with ``sigmoid(logits)``; a file's score is the maximum (or mean) over its windows.
+   with ``sigmoid(logits)`` by the evaluation's scorer
+   (:class:`~gnn_audio.scoring.WindowScorer`); a file's score is the maximum (or mean) over
+   its windows.
 
-Memory is bounded by the block, the window and the batch, never by the length of the file: a
-one-hour recording is never decoded whole. Several files are decoded in parallel by a
-:class:`~torch.utils.data.DataLoader` (``num_workers``); a file that cannot be used gives an
-error result naming it (:attr:`TagResult.error`) and the others are still tagged.
+So a file tagged here gets exactly the scores ``gnn-audio eval --no-store`` gives it (with
+the same batch size): one window placement, one scorer. Several files are decoded in
+parallel by a :class:`~torch.utils.data.DataLoader` (``num_workers``); a file that cannot be
+used gives an error result naming it (:attr:`TagResult.error`) and the others are still
+tagged.
 
 >>> tagger = Tagger("runs/example/best.pt")                   # doctest: +SKIP
 >>> tagger.tag("dog.wav", top_k=3).tags                        # doctest: +SKIP
@@ -30,7 +35,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -40,14 +44,18 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from gnn_audio.data.audio import AudioBlocks, AudioError, StreamResampler, resampled_length
+from gnn_audio.data.audio import (AudioBlocks, AudioError, StreamResampler, load_audio, resample,
+                                  resampled_length)
 from gnn_audio.data.features import FbankConfig, pad_value
 from gnn_audio.data.kaldi_fbank import KaldiFbank
-from gnn_audio.train.evaluate import window_starts
+from gnn_audio.data.windows import Windowing, logmel_windows
+from gnn_audio.devices import resolve_device
+from gnn_audio.errors import one_line
+from gnn_audio.scoring import WindowScorer
 from gnn_audio.types import PathLike
+from gnn_audio.zoo import ModelBundle, bundle_of, is_model, load_model
 
-__all__ = ["POOLS", "TaggingConfig", "TagResult", "Tagger", "AudioTagger", "load_tagging_model",
-           "logmel_windows", "resolve_device", "format_tags"]
+__all__ = ["POOLS", "TaggingConfig", "TagResult", "Tagger", "load_tagging_model"]
 
 #: ways of pooling window scores into a clip score
 POOLS = ("max", "mean")
@@ -176,37 +184,17 @@ class TagResult:
         return out
 
 
-def resolve_device(device: Union[str, torch.device]) -> torch.device:
-    """``device`` as a :class:`torch.device`; ``ValueError`` (one line) for a device that does
-    not exist here (``cuda`` without CUDA, ``cuda:3`` on a one-GPU machine)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"unknown device {device!r} ({' '.join(str(err).split())})") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: CUDA is not available on this machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and
-                                    torch.backends.mps.is_available()):
-        raise ValueError(f"device {device!r}: MPS is not available on this machine")
-    return dev
-
-
 def load_tagging_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
-    """The log-mel model of a gnn_audio checkpoint, with its classes, label names and training
-    front-end (:func:`gnn_audio.zoo.load_model`; ``kwargs`` override its build arguments).
+    """The log-mel model of a gnn_audio checkpoint, with its bundle (classes, label names,
+    training front-end) (:func:`gnn_audio.zoo.load_model`; ``kwargs`` override its build
+    arguments).
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: anything else that makes the file unusable for tagging (not a
-            checkpoint, a damaged one, weights that do not fit the model it names, a model
+        ValueError: anything else that makes the file unusable for tagging (a directory, not
+            a checkpoint, a damaged one, weights that do not fit the model it names, a model
             that reads embeddings instead of audio). Every message is one line naming it.
     """
-    from gnn_audio.zoo import load_model
-
     p = os.fspath(path)
     if not os.path.exists(p):
         raise FileNotFoundError(f"{p}: no such checkpoint file")
@@ -217,108 +205,9 @@ def load_tagging_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
         model = load_model(p, **kwargs)
     except (ValueError, TypeError, KeyError, pickle.UnpicklingError, RuntimeError,
             EOFError) as err:
-        msg = " ".join(str(err).split()) or type(err).__name__
-        raise ValueError(msg if p in msg else f"{p}: {msg}") from None
-    config = getattr(model, "model_config", None)
-    if config is None or config.input != "logmel" or config.fbank is None:
-        raise ValueError(f"{p}: holds a {getattr(model, 'model_name', type(model).__name__)} "
-                         "model, which reads AudioSet embeddings, not audio; tagging audio "
-                         "needs a log-mel model")
+        raise ValueError(one_line(err, p)) from None
+    bundle_of(model, p).require_logmel(p)
     return model
-
-
-def logmel_windows(blocks: Iterable[Tensor], num_samples: int, fbank: FbankConfig,
-                   frames: int, window_frames: Optional[int] = None,
-                   hop_frames: Optional[int] = None,
-                   frontend: Optional[KaldiFbank] = None) -> Iterator[Tuple[int, int, Tensor]]:
-    """Sliding log-mel windows of a mono signal that arrives in blocks.
-
-    Args:
-        blocks: ``[1, t]`` (or ``[t]``) float blocks at ``fbank.sample_rate``, ``num_samples``
-            in all.
-        num_samples: the signal's length; the window positions depend on it.
-        fbank: the model's front-end.
-        frames: the model's input length in frames; every window is padded to it.
-        window_frames: log-mel frames per window (default ``frames``), at most ``frames``.
-        hop_frames: frames between window starts (default half the window).
-        frontend: a :class:`KaldiFbank` of ``fbank`` to reuse (built when ``None``).
-
-    Yields:
-        ``(first frame, end frame, features [frames, num_mel_bins])`` per window, normalised,
-        padded with zero log-mel frames after normalisation. Only about one window and one
-        block are held at a time.
-    """
-    window_frames = frames if window_frames is None else int(window_frames)
-    hop_frames = max(1, int(round(window_frames / 2))) if hop_frames is None else int(hop_frames)
-    if not 1 <= window_frames <= frames:
-        raise ValueError(f"window_frames must be in [1, {frames}], got {window_frames}")
-    if not 1 <= hop_frames <= window_frames:
-        raise ValueError(f"hop_frames must be in [1, window_frames={window_frames}], got "
-                         f"{hop_frames}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    if frontend is None:
-        frontend = KaldiFbank(fbank.replace(target_length=None))
-    size, shift = frontend.window_size, frontend.window_shift
-    total = int(frontend.num_frames(torch.tensor([num_samples]))[0])
-    starts = window_starts(total, window_frames, hop_frames / window_frames)
-    # a zero log-mel frame after normalisation, computed as TaggingDataset normalises
-    pad = pad_value(fbank)
-
-    samples = torch.zeros(0)  # the signal from frame `produced`'s first sample on
-    feats = torch.zeros(0, fbank.num_mel_bins)  # log-mel frames from frame `first` on
-    first = produced = received = 0
-    k = 0
-
-    def compute(final: bool) -> None:
-        nonlocal samples, feats, produced
-        count = 0
-        if samples.numel() >= size:
-            count = min(1 + (samples.numel() - size) // shift, total - produced)
-        if count > 0:
-            new = frontend(samples[:(count - 1) * shift + size][None], normalize=False)[0]
-            samples = samples[count * shift:]
-        elif final and produced < total:  # shorter than one frame: padded to one, as fbank
-            new = frontend(samples[None], normalize=False)[0]
-            count = new.size(0)
-        else:
-            return
-        feats = torch.cat([feats, new]) if feats.numel() else new
-        produced += count
-
-    def emit() -> Iterator[Tuple[int, int, Tensor]]:
-        nonlocal feats, first, k
-        while k < len(starts):
-            start = starts[k]
-            end = min(start + window_frames, total)
-            if produced < end:
-                break
-            x = (feats[start - first:end - first] - fbank.norm_mean) / fbank.norm_std
-            if x.size(0) < frames:
-                x = torch.cat([x, x.new_full((frames - x.size(0), x.size(1)), pad)])
-            k += 1
-            yield start, end, x
-        if k < len(starts) and starts[k] > first:  # frames before the next window go
-            feats = feats[starts[k] - first:]
-            first = starts[k]
-
-    for block in blocks:
-        if block.dim() > 2 or (block.dim() == 2 and block.size(0) != 1):
-            raise ValueError(f"blocks must be mono, [1, t] or [t]; got {tuple(block.shape)}")
-        block = block.reshape(-1).to(torch.float32)
-        received += block.numel()
-        if received > num_samples:
-            raise ValueError(f"the blocks hold more than num_samples={num_samples} samples")
-        samples = torch.cat([samples, block]) if samples.numel() else block
-        if produced < total:
-            compute(final=False)
-            yield from emit()
-    if received != num_samples:
-        raise ValueError(f"the blocks hold {received} samples, num_samples says {num_samples}")
-    compute(final=True)
-    yield from emit()
-    if k != len(starts):  # pragma: no cover -- a bug, not a data problem
-        raise RuntimeError(f"{len(starts) - k} windows were not produced")
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,12 +280,11 @@ class _WindowItems(IterableDataset):
     as source ``i`` turns out unusable."""
 
     def __init__(self, sources: Sequence[Tuple[int, Union[str, _Waveform]]], fbank: FbankConfig,
-                 frames: int, window_frames: int, hop_frames: int, block_frames: int,
+                 windowing: Windowing, block_frames: int, whole_samples: int,
                  chunk: int) -> None:
         self.sources = list(sources)
-        self.fbank, self.frames = fbank, frames
-        self.window_frames, self.hop_frames = window_frames, hop_frames
-        self.block_frames, self.chunk = block_frames, chunk
+        self.fbank, self.windowing = fbank, windowing
+        self.block_frames, self.whole_samples, self.chunk = block_frames, whole_samples, chunk
 
     def __iter__(self) -> Iterator[tuple]:
         info = get_worker_info()
@@ -408,9 +296,7 @@ class _WindowItems(IterableDataset):
             try:
                 blocks, meta = _open_source(source, self.fbank.sample_rate, self.block_frames)
                 yield ("start", index, meta)
-                for start, end, x in logmel_windows(blocks, meta["num_samples"], self.fbank,
-                                                    self.frames, self.window_frames,
-                                                    self.hop_frames, frontend):
+                for start, end, x in self.windows(source, blocks, meta, frontend):
                     if chunk is None:  # windows are copied into it as they come
                         chunk = x.new_empty((self.chunk, *x.shape))
                     chunk[len(spans)] = x
@@ -422,35 +308,44 @@ class _WindowItems(IterableDataset):
                     yield ("windows", index, spans, chunk[:len(spans)])
                 yield ("end", index)
             except AudioError as err:
-                yield ("error", index, " ".join(str(err).split()))
+                yield ("error", index, one_line(err))
+
+    def windows(self, source: Union[str, _Waveform], blocks: Iterable[Tensor],
+                meta: Dict[str, Any], frontend: KaldiFbank
+                ) -> Iterator[Tuple[int, int, Tensor]]:
+        """``(first frame, end frame, features)`` of every window of ``source``: from its
+        whole log-mel (as the evaluation data set computes it) up to ``whole_samples``
+        samples, else streamed from its blocks."""
+        if meta["num_samples"] > self.whole_samples:
+            yield from logmel_windows(blocks, meta["num_samples"], self.fbank, self.windowing,
+                                      frontend)
+            return
+        logmel = frontend(_whole_waveform(source, self.fbank.sample_rate))[0]
+        starts, windows = self.windowing.windows(logmel, pad_value(self.fbank))
+        for start, x in zip(starts, windows):
+            yield start, self.windowing.end(start, logmel.size(0)), x
+
+
+def _whole_waveform(source: Union[str, _Waveform], sample_rate: int) -> Tensor:
+    """``[1, T]`` mono at ``sample_rate``: decoded (a file) as
+    :func:`~gnn_audio.data.audio.load_audio` decodes evaluation clips, or down-mixed and
+    resampled the same way (a waveform)."""
+    if isinstance(source, str):
+        return load_audio(source, sample_rate=sample_rate)
+    x = source.samples
+    x = x.mean(dim=0, keepdim=True) if x.size(0) > 1 else x
+    return resample(x, source.sample_rate, sample_rate)
 
 
 class _Pending:
-    """What has arrived for one source while its windows are being scored. Window scores go
-    into one array grown by doubling: a long file's scores are a handful of allocations, not
-    one small tensor per batch (those, interleaved with the batches' large transient buffers,
-    fragment the heap and made the resident memory of a one-hour file grow with its length)."""
+    """What has arrived for one source while its windows are being scored."""
 
-    __slots__ = ("meta", "spans", "scores", "count", "unscored", "ended", "error")
+    __slots__ = ("meta", "spans", "error")
 
     def __init__(self) -> None:
         self.meta: Optional[Dict[str, Any]] = None
         self.spans: List[Tuple[int, int]] = []
-        self.scores: Optional[np.ndarray] = None
-        self.count = 0
-        self.unscored = 0
-        self.ended = False
         self.error: Optional[str] = None
-
-    def add(self, row: np.ndarray) -> None:
-        if self.scores is None or self.count == len(self.scores):
-            grown = np.empty((max(8, 2 * self.count), row.shape[0]), dtype=np.float32)
-            if self.scores is not None:
-                grown[:self.count] = self.scores
-            self.scores = grown
-        self.scores[self.count] = row
-        self.count += 1
-        self.unscored -= 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,10 +355,10 @@ class Tagger:
     """Tag audio files or waveforms with a trained log-mel zoo model.
 
     Args:
-        model_or_checkpoint: a gnn_audio checkpoint (e.g. a training run's ``best.pt``: it
-            names the model, its classes, label names and front-end) or a zoo model built and
-            trained in this process (moved to ``device`` and put in eval mode). A bare zoo
-            name is refused: its weights would be random.
+        model_or_checkpoint: a gnn_audio checkpoint (e.g. a training run's ``best.pt``: its
+            bundle names the model, its classes, label names and front-end) or a zoo model
+            built and trained in this process (moved to ``device`` and put in eval mode). A
+            bare zoo name is refused: its weights would be random.
         device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         window: seconds per window (default: the model's input, e.g. 10.24 s).
         hop: seconds between windows (default: half the window).
@@ -476,8 +371,11 @@ class Tagger:
             not read audio, a device that is not there, bad settings (one line each).
     """
 
-    #: frames decoded per read of a file
+    #: frames decoded per read of a file streamed in blocks
     block_frames = 1 << 16
+    #: recordings up to this long are decoded whole (their features then equal the
+    #: evaluation's exactly); longer ones are streamed in blocks
+    whole_seconds = 600.0
 
     def __init__(self, model_or_checkpoint: Union[torch.nn.Module, PathLike],
                  device: Union[str, torch.device] = "cpu", window: Optional[float] = None,
@@ -488,10 +386,9 @@ class Tagger:
         self.checkpoint: Optional[str] = None
         if isinstance(model_or_checkpoint, torch.nn.Module):
             model = model_or_checkpoint
+            bundle_of(model).require_logmel(bundle_of(model).name)
         elif isinstance(model_or_checkpoint, (str, os.PathLike)):
             path = os.fspath(model_or_checkpoint)
-            from gnn_audio.zoo import is_model
-
             if is_model(path) and not os.path.exists(path):
                 raise ValueError(f"{path!r} is a zoo model name, not a checkpoint: its weights "
                                  "would be random and its scores meaningless; pass a trained "
@@ -501,45 +398,44 @@ class Tagger:
         else:
             raise TypeError(f"model_or_checkpoint must be a model or a checkpoint path, got "
                             f"{type(model_or_checkpoint).__name__}")
-        config = getattr(model, "model_config", None)
-        if config is None or config.input != "logmel" or config.fbank is None:
-            raise ValueError("tagging audio needs a log-mel zoo model (embedding models read "
-                             "AudioSet embeddings, not audio)")
         self.model = model.to(self.device).eval()
-        self.fbank: FbankConfig = config.fbank
+        self.bundle: ModelBundle = bundle_of(model)
+        self.fbank: FbankConfig = self.bundle.fbank
         #: the model's input length in log-mel frames
-        self.frames = int(self.fbank.target_length or config.input_size[0])
+        self.frames = self.bundle.frames
+        self.windowing = self._windowing(window, hop)
+        self.label_names: List[str] = list(self.bundle.names)
+        self.label_ids: Optional[List[str]] = (list(self.bundle.label_ids)
+                                               if self.bundle.label_ids else None)
+
+    def _windowing(self, window: Optional[float], hop: Optional[float]) -> Windowing:
         shift = self.fbank.frame_shift_ms / 1000.0
-        self.window_frames = self.frames if window is None else int(round(window / shift))
-        if not 1 <= self.window_frames <= self.frames:
+        size = self.frames if window is None else int(round(window / shift))
+        if not 1 <= size <= self.frames:
             raise ValueError(f"window {window} s must be between {shift:g} s and the model's "
                              f"input, {self.frames * shift:g} s ({self.frames} frames)")
-        self.hop_frames = (max(1, int(round(self.window_frames / 2))) if hop is None
-                           else int(round(hop / shift)))
-        if not 1 <= self.hop_frames <= self.window_frames:
+        step = None if hop is None else int(round(hop / shift))
+        if step is not None and not 1 <= step <= size:
             raise ValueError(f"hop {hop} s must be between {shift:g} s and the window, "
-                             f"{self.window_frames * shift:g} s")
-        names = getattr(model, "label_names", None)
-        self.label_names: List[str] = (list(names) if names else
-                                       [f"class_{i}" for i in range(model.num_classes)])
-        self.label_ids: Optional[List[str]] = getattr(model, "label_ids", None)
+                             f"{size * shift:g} s")
+        return Windowing(self.frames, size, step)
 
     @property
     def window(self) -> float:
         """Seconds of audio per window."""
-        return self.window_frames * self.fbank.frame_shift_ms / 1000.0
+        return self.windowing.window * self.fbank.frame_shift_ms / 1000.0
 
     @property
     def hop(self) -> float:
         """Seconds between window starts."""
-        return self.hop_frames * self.fbank.frame_shift_ms / 1000.0
+        return self.windowing.hop * self.fbank.frame_shift_ms / 1000.0
 
     def describe(self) -> str:
         """One line: the model, its classes and the windowing."""
-        name = getattr(self.model, "model_name", type(self.model).__name__)
         where = f" from {self.checkpoint}" if self.checkpoint else ""
-        return (f"{name}{where}: {len(self.label_names)} classes, {self.window:g}-s windows "
-                f"every {self.hop:g} s, {self.config.pool} pooling, on {self.device}")
+        return (f"{self.bundle.name}{where}: {len(self.label_names)} classes, "
+                f"{self.window:g}-s windows every {self.hop:g} s, {self.config.pool} pooling, "
+                f"on {self.device}")
 
     def _source(self, audio: Audio, sample_rate: Optional[int]) -> Union[str, _Waveform]:
         if isinstance(audio, (str, os.PathLike)):
@@ -551,14 +447,21 @@ class Tagger:
             return _as_waveform(audio, sample_rate)
         raise TypeError(f"expected a path or a waveform, got {type(audio).__name__}")
 
+    def _items(self, sources: Sequence[Tuple[int, Union[str, _Waveform]]],
+               chunk: int) -> _WindowItems:
+        whole = int(self.whole_seconds * self.fbank.sample_rate)
+        return _WindowItems(sources, self.fbank, self.windowing, self.block_frames, whole,
+                            chunk)
+
     def windows(self, audio: Audio, sample_rate: Optional[int] = None
                 ) -> Iterator[Tuple[float, float, Tensor]]:
         """``(start s, end s, features [frames, mel])`` of every window of a file or
         waveform: exactly what the model is fed (normalised, padded)."""
         source = self._source(audio, sample_rate)
+        items = self._items([(0, source)], chunk=1)
         blocks, meta = _open_source(source, self.fbank.sample_rate, self.block_frames)
-        for start, end, x in logmel_windows(blocks, meta["num_samples"], self.fbank,
-                                            self.frames, self.window_frames, self.hop_frames):
+        frontend = KaldiFbank(self.fbank.replace(target_length=None))
+        for start, end, x in items.windows(source, blocks, meta, frontend):
             a, b = self._span_seconds(start, end, meta["num_samples"])
             yield a, b, x
 
@@ -604,96 +507,62 @@ class Tagger:
         sources = [(i, os.fspath(p)) for i, p in enumerate(paths)]
         yield from self._run(sources, top_k, threshold, self.config.num_workers, progress)
 
-    @torch.no_grad()
     def _run(self, sources: Sequence[Tuple[int, Union[str, _Waveform]]],
              top_k: Optional[int], threshold: Optional[float], num_workers: int,
-             progress: bool = False, batch_size: Optional[int] = None) -> Iterator[TagResult]:
-        batch_size = batch_size or self.config.batch_size
-        num_workers = min(num_workers, len(sources))
-        items = _WindowItems(sources, self.fbank, self.frames, self.window_frames,
-                             self.hop_frames, self.block_frames, chunk=batch_size)
-        loader = DataLoader(items, batch_size=None, num_workers=num_workers,
+             progress: bool = False) -> Iterator[TagResult]:
+        batch_size = self.config.batch_size
+        loader = DataLoader(self._items(sources, chunk=batch_size), batch_size=None,
+                            num_workers=min(num_workers, len(sources)),
                             pin_memory=self.device.type == "cuda")
+        scorer = WindowScorer(self.model, batch_size, device=self.device)
         names = dict(sources)
         pending: Dict[int, _Pending] = {}
-        xs: List[Tensor] = []
-        owners: List[int] = []
         ready: Dict[int, TagResult] = {}
-        ended: List[int] = []
-        batch: Optional[Tensor] = None
         next_out = 0
         bar = tqdm(total=len(sources), desc="tagging", unit=" files", disable=not progress)
-
-        def run_batch() -> None:
-            if not xs:
-                return
-            nonlocal batch
-            n = len(xs)
-            if batch is None:  # one input buffer, reused by every batch
-                batch = torch.empty((batch_size, *xs[0].shape), dtype=torch.float32,
-                                    pin_memory=self.device.type == "cuda")
-            torch.stack(xs, out=batch[:n])
-            xs.clear()
-            probs = torch.sigmoid(self.model(batch[:n].to(self.device, non_blocking=True))
-                                  .float()).cpu().numpy()
-            if probs.ndim != 2 or probs.shape[0] != n:
-                raise ValueError(f"the model must return [batch, classes] logits; got "
-                                 f"{tuple(probs.shape)} for a batch of {n}")
-            for owner, row in zip(owners, probs):
-                pending[owner].add(row)
-            owners.clear()
-
-        def take(index: int, spans: List[Tuple[int, int]], chunk: Tensor) -> None:
-            acc = pending[index]
-            for span, x in zip(spans, chunk):
-                acc.spans.append(span)
-                acc.unscored += 1
-                xs.append(x)
-                owners.append(index)
-                if len(xs) == batch_size:
-                    run_batch()
-
-        def finalize() -> None:
-            for index in [i for i in ended if pending[i].unscored == 0]:
-                ended.remove(index)
-                ready[index] = self._result(names[index], pending.pop(index), top_k, threshold)
-                bar.update(1)
-
         try:
             for item in loader:
                 kind, index = item[0], item[1]
                 acc = pending.setdefault(index, _Pending())
                 if kind == "windows":
-                    take(index, item[2], item[3])
+                    acc.spans.extend(item[2])
+                    scorer.add(index, item[3])
                 elif kind == "start":
                     acc.meta = item[2]
                 else:  # "end" or "error"
                     if kind == "error":
                         acc.error = item[2]
-                    acc.ended = True
-                    ended.append(index)
-                finalize()
+                    scorer.close(index)
                 item = acc = None  # scored windows are freed before the next chunk comes
+                self._finish(scorer, pending, names, ready, bar, top_k, threshold)
                 while next_out in ready:
                     yield ready.pop(next_out)
                     next_out += 1
-            run_batch()
-            finalize()
+            scorer.flush()
+            self._finish(scorer, pending, names, ready, bar, top_k, threshold)
             while next_out in ready:
                 yield ready.pop(next_out)
                 next_out += 1
         finally:
             bar.close()
 
-    def _result(self, source: Union[str, _Waveform], acc: _Pending, top_k: Optional[int],
-                threshold: Optional[float]) -> TagResult:
+    def _finish(self, scorer: WindowScorer, pending: Dict[int, _Pending],
+                names: Dict[int, Union[str, _Waveform]], ready: Dict[int, TagResult], bar,
+                top_k: Optional[int], threshold: Optional[float]) -> None:
+        """The results of the sources whose windows have all been scored."""
+        for index, scores in scorer.ready():
+            ready[index] = self._result(names[index], pending.pop(index), scores, top_k,
+                                        threshold)
+            bar.update(1)
+
+    def _result(self, source: Union[str, _Waveform], acc: _Pending, window_scores: np.ndarray,
+                top_k: Optional[int], threshold: Optional[float]) -> TagResult:
         name = source.name if isinstance(source, _Waveform) else source
         common = dict(source=name, label_names=tuple(self.label_names), pool=self.config.pool,
                       top_k=top_k, threshold=threshold)
         if acc.error is not None:
             return TagResult(error=acc.error, **common)
         meta = acc.meta
-        window_scores = acc.scores[:acc.count].copy()
         scores = (window_scores.max(axis=0) if self.config.pool == "max"
                   else window_scores.mean(axis=0))
         times = np.array([self._span_seconds(a, b, meta["num_samples"]) for a, b in acc.spans],
@@ -709,79 +578,3 @@ def _check_selection(top_k: Optional[int], threshold: Optional[float]) -> None:
         raise ValueError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
-
-
-class AudioTagger(Tagger):
-    """The tagger of earlier gnn_audio versions, now a :class:`Tagger` (whole files in
-    sliding windows, max-pooled) with the old methods.
-
-    Args:
-        model: a zoo model, or a zoo name with ``checkpoint``.
-        checkpoint: gnn_audio checkpoint of the named model (it must hold that model).
-            Without one the model's weights are random: allowed for a named model only with a
-            loud warning.
-        device: where to run.
-        **kwargs: ``create_model`` arguments (e.g. ``num_classes``); with a checkpoint they
-            must agree with it.
-    """
-
-    def __init__(self, model: Union[torch.nn.Module, str], checkpoint: Optional[PathLike] = None,
-                 device: Union[str, torch.device] = "cpu", **kwargs: Any) -> None:
-        from gnn_audio.zoo import CheckpointMismatch, create_model
-
-        if isinstance(model, str):
-            if checkpoint is not None:
-                net = load_tagging_model(checkpoint, **kwargs)
-                if net.model_name != model:
-                    raise CheckpointMismatch(f"{os.fspath(checkpoint)} holds a "
-                                             f"{net.model_name} checkpoint, not {model}")
-                model = net
-            else:
-                warnings.warn(f"AudioTagger({model!r}) without a checkpoint: the weights are "
-                              "RANDOM (untrained) and the scores meaningless", UserWarning,
-                              stacklevel=2)
-                model = create_model(model, **kwargs)
-        super().__init__(model, device=device)
-        if checkpoint is not None:
-            self.checkpoint = os.fspath(checkpoint)
-
-    def features(self, path: PathLike) -> Tensor:
-        """``[frames, mel]`` log-mel features of the file's first window, as the model sees
-        them (the whole input of a clip no longer than the model's input)."""
-        return next(self.windows(path))[2]
-
-    def predict(self, paths: Union[PathLike, Sequence[PathLike]], batch_size: int = 8,
-                progress: bool = False) -> Tensor:
-        """Pooled tag probabilities ``[len(paths), num_classes]``.
-
-        Raises:
-            AudioError: for the first file that cannot be used.
-        """
-        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-        rows = []
-        sources = [(i, os.fspath(p)) for i, p in enumerate(paths)]
-        for result in self._run(sources, None, None, self.config.num_workers, progress,
-                                batch_size=batch_size):
-            if not result.ok:
-                raise AudioError(result.error)
-            rows.append(torch.from_numpy(result.scores))
-        return torch.stack(rows) if rows else torch.empty(0, len(self.label_names))
-
-    def top_tags(self, paths: Union[PathLike, Sequence[PathLike]], k: int = 5,
-                 batch_size: int = 8):
-        """The ``k`` most probable tags as ``(name, probability)``: a list per file for a
-        list of paths, one list for a single path."""
-        if isinstance(paths, (str, os.PathLike)):
-            return self.rank(self.predict([paths], batch_size), k)[0]
-        return self.rank(self.predict(paths, batch_size), k)
-
-    def rank(self, probs: Tensor, k: int = 5) -> List[List[Tuple[str, float]]]:
-        """``[N, S]`` probabilities -> the ``k`` best ``(name, probability)`` per row."""
-        top = probs.topk(min(k, probs.size(1)), dim=1)
-        return [[(self.label_names[j], float(v)) for v, j in zip(vals, idx)]
-                for vals, idx in zip(top.values.tolist(), top.indices.tolist())]
-
-
-def format_tags(title: str, tags: Sequence[Tuple[str, float]]) -> str:
-    """``title:`` and one ``probability  name`` line per tag."""
-    return "\n".join([f"{title}:"] + [f"    {prob:6.3f}  {name}" for name, prob in tags])

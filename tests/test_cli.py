@@ -200,10 +200,10 @@ def test_every_option_has_a_help_string():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     missing = []
-    from gnn_audio.train.cli import build_parser as build_train_parser
+    from gnn_audio.cli.train import build_parser as build_train_parser
 
     parsers = [("", parser)] + sorted(sub.choices.items())
-    # `train` is parsed by gnn_audio.train.cli: check that parser instead of the stub
+    # `train` is parsed by gnn_audio.cli.train: check that parser instead of the stub
     parsers = [(n, build_train_parser() if n == "train" else p) for n, p in parsers]
     for name, p in parsers:
         for action in p._actions:
@@ -297,3 +297,27 @@ def test_demo_runs_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "held-out mAP" in proc.stdout
     assert len(list((tmp_path / "train").glob("*.wav"))) == 48
+
+
+def test_eval_and_prepare_take_every_source_and_check_it_before_any_work(tmp_path, capsys):
+    from gnn_audio.data.readers import source_options
+
+    for command in ("eval", "prepare"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert all(option.flag in out for option in source_options().values()), command
+    ck = ["--checkpoint", str(tmp_path / "missing.pt")]
+    for args, reason in [([], "cannot tell the data source"),
+                         (["--data", "embeddings"], "--eval-records"),
+                         (["--eval-csv", "e.csv"], "--audio-dir is required"),
+                         (["--data-dir", "D", "--eval-datafile", "e.json"],
+                          "the options of audioset and fsd50k")]:
+        assert main(["eval", *ck, *args]) == 2  # a usage error, before the checkpoint
+        err = _one_line_err(capsys)
+        assert err.startswith("gnn-audio eval: ") and reason in err, err
+    # usable options: the missing checkpoint is the failure (exit 1), in one line
+    assert main(["eval", *ck, "--data-dir", str(tmp_path), "--quiet"]) == 1
+    err = _one_line_err(capsys)
+    assert str(tmp_path / "missing.pt") in err

@@ -1,4 +1,5 @@
-"""``gnn-audio prepare`` end to end on a tiny FSD50K-layout folder written here."""
+"""``gnn-audio prepare`` end to end on a tiny FSD50K-layout folder written here, on datafiles and
+on embedding TFRecords: it writes the stores training and ``gnn-audio eval`` read."""
 import json
 
 import numpy as np
@@ -39,14 +40,17 @@ def test_prepare_builds_one_store_per_split_and_stats(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "train: 3 clips, 3 classes" in text and "val: 1 clips" in text
     assert "eval: 1 clips" in text and "norm_mean" in text
-    train = WaveformStore(out / "train")
+    # the layout training reads: STORE_DIR/SPLIT_RATE
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "eval_16000", "train_16000", "val_16000"]
+    train = WaveformStore(out / "train_16000")
     assert list(train.clip_ids) == ["101", "102", "104"]
     assert train.label_set.mids == tuple(m for _, m in VOCAB)
     expected = np.zeros((3, 3), dtype=np.float32)
     for k, (_, labels, _) in enumerate(r for r in rows if r[2] == "train"):
         expected[k, labels] = 1
     np.testing.assert_array_equal(train.targets, expected)
-    assert WaveformStore(out / "eval").labels(0) == (2,)
+    assert WaveformStore(out / "eval_16000").labels(0) == (2,)
     stats = json.loads((out / "norm_stats.json").read_text())
     mean, std = compute_norm_stats(train)
     assert abs(stats["norm_mean"] - mean) < 1e-9 and abs(stats["norm_std"] - std) < 1e-9
@@ -67,7 +71,7 @@ def test_prepare_reports_a_bad_file_in_one_line(tmp_path, capsys):
     assert "102.wav" in err and err.count("\n") == 1
     assert main(args + ["--skip-bad", "--workers", "2"]) == 0
     assert "1 skipped" in capsys.readouterr().out
-    assert "102.wav" in (tmp_path / "s" / "train" / "skipped.txt").read_text()
+    assert "102.wav" in (tmp_path / "s" / "train_16000" / "skipped.txt").read_text()
 
 
 def test_prepare_stats_without_train_is_a_usage_error(tmp_path, capsys):
@@ -76,3 +80,67 @@ def test_prepare_stats_without_train_is_a_usage_error(tmp_path, capsys):
     assert main(args) == 2
     assert "--stats needs the train split" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # refused before any work
+
+
+def test_prepare_writes_the_stores_training_reads(tmp_path, capsys):
+    """Without --store-dir the stores go where training puts them (DATA_DIR/gnn_audio_stores),
+    and training's store building then finds every split up to date."""
+    from gnn_audio.data.readers import get_source
+    from gnn_audio.train.data import DataPaths, build_split_store, store_folder
+
+    root = tmp_path / "FSD50K"
+    _fsd50k(root)
+    assert main(["prepare", "--data-dir", str(root), "--sample-rate", "8000", "--quiet"]) == 0
+    assert f"-> {root / 'gnn_audio_stores' / 'train_8000'}" in capsys.readouterr().out
+    source, paths = get_source("fsd50k"), DataPaths(data_dir=str(root))
+    for split in ("train", "val", "eval"):
+        assert store_folder(paths, source, split, 8000) == root / "gnn_audio_stores" / \
+            f"{split}_8000"
+        store = build_split_store(source.read(paths.options, split), split, paths, source, 8000,
+                                  progress=False, log=None)
+        assert store.report.up_to_date, split
+
+
+def test_prepare_datafiles_and_embeddings(tmp_path, capsys):
+    import csv
+
+    from gnn_audio.data.audioset_embeddings import write_embedding_records
+    from gnn_audio.data.readers import read_fsd50k
+
+    root = tmp_path / "FSD50K"
+    _fsd50k(root)
+    labels = read_fsd50k(root, "train").label_set
+    with open(tmp_path / "classes.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "mid", "display_name"])
+        w.writerows([i, m, n] for i, (m, n) in enumerate(zip(labels.mids, labels.names)))
+    for split in ("train", "eval"):
+        data = [{"wav": c.path, "labels": ",".join(labels.mids[i] for i in c.labels)}
+                for c in read_fsd50k(root, split).clips]
+        (tmp_path / f"{split}.json").write_text(json.dumps({"data": data}))
+    stores = tmp_path / "stores"
+    assert main(["prepare", "--train-datafile", str(tmp_path / "train.json"),
+                 "--eval-datafile", str(tmp_path / "eval.json"), "--class-csv",
+                 str(tmp_path / "classes.csv"), "--store-dir", str(stores), "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == ["train", "eval"]  # no validation split
+    assert WaveformStore(stores / "train_16000").label_set.mids == labels.mids
+    # embeddings: nothing to decode, said in one line; what was found on stdout
+    write_embedding_records(tmp_path / "train.tfrecord",
+                            [(f"v{i}", 0.0, 10.0, [i % 5], np.zeros((10, 128), np.float32))
+                             for i in range(6)])
+    assert main(["prepare", "--data", "embeddings", "--train-records",
+                 str(tmp_path / "train.tfrecord"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "nothing to decode" in captured.err
+    assert captured.out == f"train: 6 clips, 527 classes <- {tmp_path / 'train.tfrecord'}\n"
+
+
+def test_prepare_options_that_name_no_data_set_are_usage_errors(tmp_path, capsys):
+    assert main(["prepare", "--store-dir", str(tmp_path / "s")]) == 2
+    assert "cannot tell the data source" in capsys.readouterr().err
+    assert main(["prepare", "--data", "audioset", "--train-csv", "t.csv",
+                 "--eval-datafile", "e.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--audio-dir is required" in err
+    assert not (tmp_path / "s").exists()

@@ -16,7 +16,7 @@ import torch
 from gnn_audio.data.synthetic.fsd50k import make_fsd50k_like
 from gnn_audio.data.synthetic.signals import noise_burst, write_wav
 
-from .benchmark_scripts import load_script
+from .script_loader import load_script
 from .models.test_vig_weights import vig_imagenet_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio.transforms as T
 
+from gnn_audio.errors import one_line
 from gnn_audio.types import PathLike
 
 __all__ = ["AudioError", "AudioInfo", "audio_info", "load_audio", "resample",
@@ -62,11 +63,6 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def _one_line(err: BaseException) -> str:
-    text = getattr(err, "error_string", None) or str(err)
-    return " ".join(text.split()).rstrip(".")
-
-
 def _open(path: str) -> sf.SoundFile:
     """Open ``path`` with soundfile and check what the header tells (not the samples)."""
     if not os.path.exists(path):
@@ -78,7 +74,7 @@ def _open(path: str) -> sf.SoundFile:
     try:
         f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        reason = _one_line(err)
+        reason = one_line(err).rstrip('.')
         what = ("not an audio file libsndfile reads" if "not recognised" in reason.lower()
                 else "corrupt or truncated file, cannot open it")
         raise AudioError(f"{path}: {what} ({reason})") from None
@@ -157,7 +153,7 @@ def load_audio(path: PathLike, sample_rate: Optional[int] = 16000,
             data = f.read(dtype="float32", always_2d=True)  # [T, C]
         except (sf.LibsndfileError, RuntimeError) as err:
             raise AudioError(f"{p}: corrupt or truncated file, decoding failed "
-                             f"({_one_line(err)})") from None
+                             f"({one_line(err).rstrip('.')})") from None
     if data.shape[0] < expected:
         raise AudioError(f"{p}: truncated file (decoded {data.shape[0]} of {expected} frames)")
     if data.shape[0] == 0:
@@ -316,7 +312,7 @@ class AudioBlocks:
                     data = f.read(self.block_frames, dtype="float32", always_2d=True)  # [t, C]
                 except (sf.LibsndfileError, RuntimeError) as err:
                     raise AudioError(f"{p}: corrupt or truncated file, decoding failed "
-                                     f"({_one_line(err)})") from None
+                                     f"({one_line(err).rstrip('.')})") from None
                 if data.shape[0] == 0:
                     break
                 finite = np.isfinite(data)

@@ -37,10 +37,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from gnn_audio.data.audio import load_audio
+from gnn_audio.data.augment import mix, sample_mixup, spec_augment
 from gnn_audio.data.clips import ClipList
 from gnn_audio.data.features import FSD50K_FBANK, FbankConfig
 from gnn_audio.data.kaldi_fbank import KaldiFbank
 from gnn_audio.data.store import WaveformStore
+from gnn_audio.errors import one_line
 
 __all__ = ["TaggingDataset", "ItemError", "item_generator"]
 
@@ -114,16 +117,12 @@ class TaggingDataset(Dataset):
         """Clip ``i`` as float32 ``[T]`` at ``fbank.sample_rate`` (no augmentation)."""
         if self._is_store:
             return self.source.waveform(i)
-        from gnn_audio.data.audio import load_audio
-
         return load_audio(self.source.clips[i].path, sample_rate=self.fbank.sample_rate)[0]
 
     def features(self, waveform: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         """Log-mel ``[frames, mel]`` of a waveform, SpecAugment-ed when training."""
         feats = self._frontend(waveform[None], normalize=False)[0]
         if self.augment is not None and (self.augment.freq_mask or self.augment.time_mask):
-            from gnn_audio.data.augment import spec_augment
-
             feats = spec_augment(feats, self.augment, generator)
         return (feats - self.fbank.norm_mean) / self.fbank.norm_std
 
@@ -138,8 +137,6 @@ class TaggingDataset(Dataset):
             wav, target = self.waveform(i), self._targets[i]
             generator = None
             if self.augment is not None:
-                from gnn_audio.data.augment import mix, sample_mixup
-
                 generator = item_generator(self.seed, self.epoch, key)
                 lam = sample_mixup(generator, self.augment)
                 if lam is not None:
@@ -153,6 +150,5 @@ class TaggingDataset(Dataset):
             where = f"clip {self.clip_id(i)} ({self.audio_path(i)})"
             if partner is not None:
                 where += f" mixed with clip {self.clip_id(partner)} ({self.audio_path(partner)})"
-            msg = " ".join(str(err).split()) or type(err).__name__
-            raise ItemError(f"{where}: {msg}") from err
+            raise ItemError(f"{where}: {one_line(err)}") from err
         return feats, target, self.clip_id(i)

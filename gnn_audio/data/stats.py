@@ -8,22 +8,20 @@ zero padding to ``target_length`` excluded), accumulated in float64.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from gnn_audio.data.clips import ClipList
+from gnn_audio.data.dataset import TaggingDataset
 from gnn_audio.data.features import FSD50K_FBANK, FbankConfig
 from gnn_audio.data.store import WaveformStore
-
-if TYPE_CHECKING:
-    from gnn_audio.data.dataset import TaggingDataset
 
 __all__ = ["compute_norm_stats"]
 
 
-def compute_norm_stats(source: Union[WaveformStore, ClipList, "TaggingDataset"],
+def compute_norm_stats(source: Union[WaveformStore, ClipList, TaggingDataset],
                        fbank_config: FbankConfig = FSD50K_FBANK,
                        max_clips: Optional[int] = None,
                        progress: bool = False) -> Tuple[float, float]:
@@ -41,8 +39,6 @@ def compute_norm_stats(source: Union[WaveformStore, ClipList, "TaggingDataset"],
         ``(mean, std)`` as floats, to put in ``FbankConfig(norm_mean=..., norm_std=...)``.
     """
     from tqdm.auto import tqdm
-
-    from gnn_audio.data.dataset import TaggingDataset
 
     if isinstance(source, TaggingDataset):
         source = source.source

@@ -42,6 +42,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from gnn_audio.data.audio import load_audio
+from gnn_audio.errors import one_line
 from gnn_audio.files import atomic_open
 from gnn_audio.data.clips import Clip, ClipList, Skipped
 from gnn_audio.labels import LabelSet
@@ -102,10 +104,6 @@ def _stat(path: str) -> Tuple[int, int]:
     return int(st.st_size), int(st.st_mtime_ns)
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 class _Decode(Dataset):
     """Decodes ``clips[i]`` to a quantised mono waveform; failures come back as messages (so a
     bad file never raises inside a DataLoader worker)."""
@@ -117,8 +115,6 @@ class _Decode(Dataset):
         return len(self.clips)
 
     def __getitem__(self, i: int):
-        from gnn_audio.data.audio import load_audio
-
         clip = self.clips[i]
         try:
             size, mtime = _stat(clip.path)
@@ -128,7 +124,7 @@ class _Decode(Dataset):
             data, scale = _quantise(wav, self.dtype)
             return i, data, scale, size, mtime, None
         except Exception as err:  # noqa: BLE001 -- reported with the file name below
-            msg = _one_line(err)
+            msg = one_line(err)
             return i, None, 0.0, 0, 0, msg if msg.startswith(clip.path) else f"{clip.path}: {msg}"
 
 
@@ -183,7 +179,7 @@ class WaveformStore:
                 meta = json.loads(str(z["meta"]))
                 arrays = {k: z[k] for k in z.files if k != "meta"}
         except Exception as err:  # noqa: BLE001
-            raise StoreError(f"{index}: unreadable store index ({_one_line(err)})") from None
+            raise StoreError(f"{index}: unreadable store index ({one_line(err)})") from None
         if meta.get("format") != FORMAT_VERSION:
             raise StoreError(f"{index}: store format {meta.get('format')}, expected "
                              f"{FORMAT_VERSION}; build the store again")

@@ -21,14 +21,15 @@ Both backends return the same neighbour sets (ties aside). No builder ever conne
 different samples. Distances are computed in float32 even under autocast: bfloat16's 8-bit
 mantissa would make distances of normalised features tie and change the graph.
 
-Variants (keyword arguments of :func:`knn` / :func:`knn_graph`):
+Variants (fields of the :class:`~gnn_audio.graph.KnnConfig` that :func:`knn` /
+:func:`knn_graph` take, and their per-call arguments):
 
 * ``normalize``: L2-normalise features first (Pyramid ViG, ATGNN).
 * ``dilation=d``: the k neighbours are every d-th of the ``k*d`` nearest.
 * ``stochastic`` with ``epsilon``: with probability epsilon a random k of the ``k*d`` nearest
   (one draw per call, as Vision GNN), only when ``training``.
-* ``pos_x`` / ``pos_y``: position embeddings appended (scaled) to the features, the exact
-  form of Pyramid ViG's relative-position term (see :mod:`gnn_audio.graph.position`);
+* ``pos=(pos_x, pos_y, scale)``: position embeddings appended (scaled) to the features, the
+  exact form of Pyramid ViG's relative-position term (see :mod:`gnn_audio.graph.position`);
   ``pos_bias``: the same term (or the reference code's table) as a precomputed
   ``[targets per sample, sources per sample]`` matrix added to the distances (dense only).
 
@@ -37,14 +38,14 @@ taking every d-th.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric import EdgeIndex
 
-from gnn_audio.graph.config import BACKENDS
+from gnn_audio.graph.config import BACKENDS, KnnConfig
 from gnn_audio.graph.neighbor_index import NeighborIndex
 
 __all__ = ["knn", "knn_graph", "knn_index", "check_backend", "CUDA_CLUSTER_MAX_K"]
@@ -272,14 +273,25 @@ def _to_edge_index(nbr: Tensor, num_x: int) -> EdgeIndex:
     return edge_index
 
 
+def _plain_config(config: Union[KnnConfig, int]) -> KnnConfig:
+    """The :class:`KnnConfig` of a graph without a grid; an int is ``k`` with plain Euclidean
+    distances (``normalize=False``), as PyG's ``knn``."""
+    if isinstance(config, int) and not isinstance(config, bool):
+        return KnnConfig(k=config, normalize=False)
+    if not isinstance(config, KnnConfig):
+        raise TypeError(f"expected a KnnConfig or k as an int (got {type(config).__name__})")
+    if config.reduce_ratio != 1 or config.relative_pos is not None:
+        raise ValueError("knn builds no grid graph: reduce_ratio and relative_pos do not "
+                         "apply (pass positions as pos or pos_bias, or use GridKnnGraph)")
+    return config
+
+
 @torch.compiler.disable  # samples of any sizes: reads sizes on the host, builds an EdgeIndex
-def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
-        batch_y: Optional[Tensor] = None, *, dilation: int = 1, normalize: bool = False,
-        pos_x: Optional[Tensor] = None, pos_y: Optional[Tensor] = None,
-        pos_scale: float = 1.0, pos_bias: Optional[Tensor] = None, stochastic: bool = False,
-        epsilon: float = 0.0, training: bool = False, backend: str = "dense",
-        generator: Optional[torch.Generator] = None, loop: bool = True,
-        num_samples: Optional[int] = None) -> EdgeIndex:
+def knn(x: Tensor, y: Tensor, config: Union[KnnConfig, int], batch_x: Optional[Tensor] = None,
+        batch_y: Optional[Tensor] = None, *,
+        pos: Optional[Tuple[Tensor, Tensor, float]] = None, pos_bias: Optional[Tensor] = None,
+        training: bool = False, generator: Optional[torch.Generator] = None,
+        loop: bool = True, num_samples: Optional[int] = None) -> EdgeIndex:
     r"""For every row of ``y`` (targets), its ``k`` (dilated) nearest rows of ``x`` (sources)
     within the same sample, for samples of any sizes (the general path; see
     :func:`knn_index` for equally sized samples).
@@ -287,17 +299,18 @@ def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
     Args:
         x (Tensor): Source (key) features ``[N_x, C]``.
         y (Tensor): Target (query) features ``[N_y, C]``.
-        k (int): Neighbours per target.
+        config (KnnConfig or int): The kNN settings (``k``, ``dilation``, ``normalize``,
+            ``stochastic``, ``epsilon``, ``backend``; ``reduce_ratio`` and ``relative_pos``
+            must keep their defaults), or just ``k`` with plain Euclidean distances
+            (``KnnConfig(k=k, normalize=False)``, as PyG's ``knn``).
         batch_x, batch_y (Tensor, optional): Sorted sample index of every row.
-        dilation (int): Keep every ``dilation``-th of the ``k * dilation`` nearest.
-        normalize (bool): L2-normalise ``x`` and ``y`` over channels first.
-        pos_x, pos_y (Tensor, optional): Position embeddings appended, times ``pos_scale``, to
-            the (normalised) features: adds ``pos_scale**2 * |p_i - q_j|^2`` to the distance.
+        pos (tuple, optional): ``(pos_x [N_x, P], pos_y [N_y, P], scale)``: position
+            embeddings appended, times ``scale``, to the (normalised) features: adds
+            ``scale**2 * |p_i - q_j|^2`` to the distance (the form :func:`knn_index` takes).
         pos_bias (Tensor, optional): A ``[targets per sample, sources per sample]`` term
             added to the distances (equally sized samples, dense backend).
-        stochastic, epsilon, training: With probability ``epsilon``, when ``stochastic`` and
-            ``training``, a random ``k`` of the ``k * dilation`` nearest instead.
-        backend (str): ``"dense"`` or ``"cluster"``.
+        training (bool): Whether the stochastic selection of ``config`` may happen.
+            (default: :obj:`False`)
         generator (torch.Generator, optional): For the stochastic draw.
         loop (bool): For graphs on themselves (``x is y``), whether a node may be its own
             neighbour. (default: :obj:`True`)
@@ -306,28 +319,29 @@ def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
     Returns:
         :class:`torch_geometric.EdgeIndex` of size ``(N_x, N_y)``, sorted by target.
     """
-    if k < 1 or dilation < 1:
-        raise ValueError(f"k and dilation must be positive (got k={k}, dilation={dilation})")
+    cfg = _plain_config(config)
+    k, dilation = cfg.k, cfg.dilation
+    pos_x, pos_y, pos_scale = (None, None, 1.0) if pos is None else pos
     same = x is y and batch_x is batch_y and pos_x is pos_y
     kd = k * dilation
     kq = kd if loop or not same else kd + 1
-    check_backend(backend, x.device, kq)
-    if normalize:
+    check_backend(cfg.backend, x.device, kq)
+    if cfg.normalize:
         x = F.normalize(x, p=2.0, dim=-1)
         y = x if same else F.normalize(y, p=2.0, dim=-1)
     if (batch_x is None) != (batch_y is None):
         raise ValueError("pass both batch_x and batch_y, or neither")
     if (pos_x is None) != (pos_y is None):
-        raise ValueError("pass both pos_x and pos_y, or neither")
+        raise ValueError("pos needs both pos_x and pos_y")
     if num_samples is None:
         num_samples = 1
         for b in (batch_x, batch_y):
             if b is not None and b.numel():
                 num_samples = max(num_samples, int(b.max()) + 1)
-    if backend == "cluster" or pos_bias is None:
+    if cfg.backend == "cluster" or pos_bias is None:
         x_aug = _append_pos(x, pos_x, pos_scale)
         x, y = x_aug, (x_aug if same else _append_pos(y, pos_y, pos_scale))
-    if backend == "cluster":
+    if cfg.backend == "cluster":
         cand = _cluster_candidates(x, y, kq, batch_x, batch_y)
     else:
         ptr_x = _sample_slices(batch_x, x.size(0), num_samples)
@@ -337,15 +351,20 @@ def knn(x: Tensor, y: Tensor, k: int, batch_x: Optional[Tensor] = None,
         cand = _dense_candidates(x, y, kq, ptr_x, ptr_y, pos_bias)
     if kq != kd:
         cand = _drop_self(cand, kd)
-    random = _random_flag(stochastic, epsilon, training, dilation, generator, cand.device)
+    random = _random_flag(cfg.stochastic, cfg.epsilon, training, dilation, generator,
+                          cand.device)
     cols = _selected_columns(kd, k, dilation, random, generator, cand.device)
     return _to_edge_index(cand.index_select(1, cols), x.size(0))
 
 
-def knn_graph(x: Tensor, k: int, batch: Optional[Tensor] = None, *, loop: bool = False,
-              **kwargs) -> EdgeIndex:
+def knn_graph(x: Tensor, config: Union[KnnConfig, int], batch: Optional[Tensor] = None, *,
+              pos: Optional[Tuple[Tensor, float]] = None, pos_bias: Optional[Tensor] = None,
+              training: bool = False, generator: Optional[torch.Generator] = None,
+              loop: bool = False, num_samples: Optional[int] = None) -> EdgeIndex:
     r"""The (dilated) kNN graph of ``x`` on itself: edges ``j -> i`` for the ``k`` nearest
     ``j`` of every ``i`` in the same sample. ``loop=False`` (PyG's default) excludes ``i``
-    itself; keyword arguments as in :func:`knn` (``pos`` sets both position embeddings)."""
-    pos = kwargs.pop("pos", None)
-    return knn(x, x, k, batch, batch, loop=loop, pos_x=pos, pos_y=pos, **kwargs)
+    itself. Arguments as in :func:`knn`, except ``pos = (pos [N, P], scale)``: one set of
+    position embeddings, for sources and targets alike."""
+    pos_xy = None if pos is None else (pos[0], pos[0], pos[1])
+    return knn(x, x, config, batch, batch, pos=pos_xy, pos_bias=pos_bias, training=training,
+               generator=generator, loop=loop, num_samples=num_samples)

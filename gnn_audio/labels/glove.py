@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gnn_audio.models.weights_io import save_weights_file
+from gnn_audio.weights_io import save_weights_file
 from gnn_audio.types import PathLike
 
 __all__ = ["label_words", "load_glove", "hashed_gaussian", "default_cache_dir"]

@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["LabelSet", "load_label_set", "load_ontology", "ontology_parents", "LABEL_SETS"]
+__all__ = ["LabelSet", "load_label_set", "load_ontology", "ontology_parents", "LABEL_SETS",
+           "display_names"]
 
 _PACKAGE = "gnn_audio.labels"  # where the CSV / JSON files live
 
@@ -34,6 +35,14 @@ class LabelSet:
     def index(self) -> Dict[str, int]:
         """``mid -> class index``."""
         return {m: i for i, m in enumerate(self.mids)}
+
+
+def display_names(names: Optional[Sequence[str]], num_classes: int) -> Tuple[str, ...]:
+    """``names`` as a tuple, or ``class_<i>`` for each of ``num_classes`` classes without
+    names (the one fallback for models and checkpoints that carry no label names)."""
+    if names:
+        return tuple(names)
+    return tuple(f"class_{i}" for i in range(num_classes))
 
 
 @lru_cache(maxsize=None)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from gnn_audio.files import atomic_open
 from gnn_audio.types import PathLike
 
 __all__ = ["plot_label_graph"]
@@ -70,8 +71,6 @@ def plot_label_graph(graph: Union[Data, Tensor], label_names: Optional[Sequence[
     ax.axis("off")
     ax.set_title(title or f"{len(src)} strongest label-label edges")
     fig.tight_layout()
-    from gnn_audio.files import atomic_open
-
     try:
         with atomic_open(path) as f:
             fig.savefig(f, dpi=dpi, format=os.path.splitext(os.fspath(path))[1][1:] or "png")

@@ -15,6 +15,7 @@ from gnn_audio.labels.cooccurrence import adjacency_to_graph, cooccurrence_adjac
 from gnn_audio.labels.glove import hashed_gaussian, load_glove
 from gnn_audio.models.cnn10 import CNN10
 from gnn_audio.models.inputs import check_logmel_input
+from gnn_audio.models.label_layout import LabelLayout
 
 __all__ = ["ATGCN", "LabelGCN"]
 
@@ -131,3 +132,8 @@ class ATGCN(torch.nn.Module):
         x = check_logmel_input(x, self.cnn.bn0.num_features, self)
         feats = self.cnn.embed(x)                        # [B, 512]
         return feats @ self.label_representations().t()  # [B, S]
+
+    def label_layout(self) -> LabelLayout:
+        """Per-label tensors: the label nodes' GloVe features ``[S, D]`` and the label graph
+        ``A' [S, S]`` (buffers); the head is the GCN that turns them into the classifier."""
+        return LabelLayout({"label_embeddings": (0,), "adjacency": (0, 1)}, ("gcn.",))

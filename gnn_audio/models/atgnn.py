@@ -21,9 +21,10 @@ from torch import Tensor
 
 from gnn_audio.graph import KnnConfig, feature_map_to_nodes, nodes_to_feature_map
 from gnn_audio.models.inputs import check_logmel_input
+from gnn_audio.models.label_layout import LabelLayout, classifier_axes
 from gnn_audio.models.mlg import MLGBlock
 from gnn_audio.models.vig_blocks import Downsample, PGNBlock, Stem, conv_bn
-from gnn_audio.nn import GroupedLinear
+from gnn_audio.nn import GroupedLinear, LabelLabelConv
 
 __all__ = ["ATGNN", "dilation_schedule", "knn_schedule"]
 
@@ -231,3 +232,16 @@ class ATGNN(torch.nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(*self.forward_features(x))
+
+    def label_layout(self) -> LabelLayout:
+        """Per-label tensors: the patch head's last 1x1 convolution (rows) and, with MLG, the
+        label embeddings ``[1, C, S, 1]``, the readout ``[S, C]`` and every LLG adjacency
+        ``[S, S]`` (both axes); the head is ``prediction``."""
+        last = f"prediction.{len(self.prediction) - 1}"
+        axes = classifier_axes(last, self.prediction[-1])
+        if self.mlg:
+            axes.update({"label_embed": (2,), "label_readout": (0,)})
+            for name, module in self.named_modules():
+                if isinstance(module, LabelLabelConv):
+                    axes[f"{name}.weight"] = (0, 1)
+        return LabelLayout(axes, ("prediction.",))

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnn_audio.models.inputs import check_logmel_input
+from gnn_audio.models.label_layout import LabelLayout, classifier_axes
 
 __all__ = ["CNN10", "ConvBlock"]
 
@@ -74,3 +75,7 @@ class CNN10(torch.nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = check_logmel_input(x, self.bn0.num_features, self)
         return self.fc_audioset(self.embed(x))
+
+    def label_layout(self) -> LabelLayout:
+        """Per-label tensors and head: the classifier ``fc_audioset``'s rows."""
+        return LabelLayout(classifier_axes("fc_audioset", self.fc_audioset), ("fc_audioset.",))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnn_audio.models.inputs import check_embedding_input
+from gnn_audio.models.label_layout import LabelLayout, classifier_axes, last_linear
 
 __all__ = ["FCTagger", "LSTMTagger", "GatedCNNTagger"]
 
@@ -43,6 +44,11 @@ class FCTagger(torch.nn.Module):
         x = check_embedding_input(x, self.num_frames, self.embedding_dim, self)
         return self.net(x.flatten(1))
 
+    def label_layout(self) -> LabelLayout:
+        """Per-label tensors and head: the last linear layer's rows."""
+        last = last_linear(self, "net")
+        return LabelLayout(classifier_axes(last, self.get_submodule(last)), (f"{last}.",))
+
 
 class LSTMTagger(torch.nn.Module):
     """Three LSTM layers of 512, 256 and 128 units (separate modules: the widths differ); the
@@ -65,6 +71,11 @@ class LSTMTagger(torch.nn.Module):
         for lstm in self.lstms:
             x, _ = lstm(x)
         return self.head(x.flatten(1))
+
+    def label_layout(self) -> LabelLayout:
+        """Per-label tensors and head: the last linear layer's rows."""
+        last = last_linear(self, "head")
+        return LabelLayout(classifier_axes(last, self.get_submodule(last)), (f"{last}.",))
 
 
 class GatedBlock(torch.nn.Module):
@@ -111,3 +122,7 @@ class GatedCNNTagger(torch.nn.Module):
         x = F.max_pool2d(x, (x.size(2), 1)).squeeze(2)              # [B, 256, D]
         out, _ = self.gru(x.transpose(1, 2))                        # [B, D, 2H]
         return self.fc(out.mean(dim=1))
+
+    def label_layout(self) -> LabelLayout:
+        """Per-label tensors and head: the classifier ``fc``'s rows."""
+        return LabelLayout(classifier_axes("fc", self.fc), ("fc.",))

@@ -26,7 +26,7 @@ ModelLike = Union[str, torch.nn.Module]
 def _name(model: ModelLike) -> str:
     if isinstance(model, str):
         return model
-    return getattr(model, "model_name", None) or type(model).__name__
+    return getattr(getattr(model, "bundle", None), "name", None) or type(model).__name__
 
 
 def _shape(shape: Sequence[int]) -> str:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gnn_audio.models.weights_io import load_weights_file
+from gnn_audio.weights_io import load_weights_file
 from gnn_audio.types import PathLike
 
 __all__ = ["load_vig_imagenet", "map_vig_state_dict"]

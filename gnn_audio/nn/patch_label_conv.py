@@ -89,18 +89,18 @@ class PatchLabelConv(MaxRelativeConv):
         """The bipartite kNN graph patch -> label (sources: patches, targets: labels)."""
         cfg = self.knn_config
         x_patch, x_label = x
-        settings = dict(dilation=cfg.dilation, normalize=cfg.normalize,
-                        stochastic=cfg.stochastic, epsilon=cfg.epsilon,
-                        training=self.training, backend=cfg.backend)
         if batch is None:  # equally sized samples: fixed shapes
             b = 1 if batch_size is None else int(batch_size)
             if x_patch.size(0) % b or x_label.size(0) % b:
                 raise ValueError(f"{x_patch.size(0)} patch and {x_label.size(0)} label nodes "
                                  f"do not split into {b} equal samples")
             return knn_index(x_patch.view(b, -1, x_patch.size(-1)),
-                             x_label.view(b, -1, x_label.size(-1)), cfg.k, **settings)
+                             x_label.view(b, -1, x_label.size(-1)), cfg.k,
+                             dilation=cfg.dilation, normalize=cfg.normalize,
+                             stochastic=cfg.stochastic, epsilon=cfg.epsilon,
+                             training=self.training, backend=cfg.backend)
         b_patch, b_label = batch
-        return knn(x_patch, x_label, cfg.k, b_patch, b_label, **settings)
+        return knn(x_patch, x_label, cfg, b_patch, b_label, training=self.training)
 
     def forward(self, x: PairTensor, batch: Optional[BatchPair] = None,
                 edge_index: Optional[Union[Adj, NeighborIndex]] = None,

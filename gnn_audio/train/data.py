@@ -1,13 +1,19 @@
-"""The data sets of a training run: where the files are (:class:`DataPaths`), read into
-train / validation / evaluation splits (:class:`DataSplits`) for a recipe.
+"""The data sets of a training run: where the files are (:class:`DataPaths`: the options of the
+recipe's data source and where its waveform stores go), read into train / validation /
+evaluation splits (:class:`DataSplits`) for a recipe.
 
-* ``fsd50k``: an FSD50K-layout folder (``FSD50K.ground_truth/``, ``FSD50K.dev_audio/``,
-  ``FSD50K.eval_audio/``, any vocabulary); each split is decoded once into a
-  :class:`~gnn_audio.data.store.WaveformStore` under ``store_dir`` (default
-  ``DATA_DIR/gnn_audio_stores``) at the front-end's rate and reused while current.
+The sources are those of :mod:`gnn_audio.data.readers.sources` (``recipe.data.source``):
+
+* ``fsd50k``: an FSD50K-layout folder (``--data-dir``);
 * ``audioset``: AudioSet segment CSVs (``--train-csv``, ``--eval-csv``, ``--audio-dir``) or
-  PSLA / AST JSON datafiles (``--train-datafile``, ...), stored the same way.
+  PSLA / AST JSON datafiles (``--train-datafile``, ...);
 * ``embeddings``: AudioSet embedding TFRecords (``--train-records``, ...), read into memory.
+
+Audio sources are decoded once per split into a :class:`~gnn_audio.data.store.WaveformStore`
+at the front-end's rate, ``STORE_DIR/SPLIT_RATE`` (:func:`store_folder`; ``STORE_DIR``
+defaults to ``DATA_DIR/gnn_audio_stores``, or ``AUDIO_DIR/gnn_audio_stores``), and reused
+while current. ``gnn-audio prepare`` and ``gnn-audio eval`` build and read the same folders
+(:func:`prepare_split`, :func:`open_split_store`).
 
 AudioSet has no validation split: without ``--val-csv`` / ``--val-datafile`` /
 ``--val-records`` the evaluation split validates (PSLA and AST do the same), and the run log
@@ -17,65 +23,85 @@ Under DDP, rank 0 builds the stores while the others wait; every rank then maps 
 """
 from __future__ import annotations
 
-import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from gnn_audio.data.clips import ClipList
+from gnn_audio.data.dataset import TaggingDataset
 from gnn_audio.data.features import FbankConfig
+from gnn_audio.data.readers.sources import SPLITS, Source, get_source, source_options
+from gnn_audio.data.stats import compute_norm_stats
+from gnn_audio.data.store import WaveformStore
+from gnn_audio.files import atomic_write_text
 from gnn_audio.labels.label_sets import LabelSet
+from gnn_audio.metrics import tagging_metrics
 
 __all__ = ["DataPaths", "DataSplits", "load_splits", "label_frequency_baseline",
-           "build_split_store"]
+           "build_split_store", "open_split_store", "prepare_split", "store_folder",
+           "store_root", "write_norm_stats", "STORE_OPTIONS"]
 
-SPLITS = ("train", "val", "eval")
+#: the options of the stores, with their help texts (the source options come from the source)
+STORE_OPTIONS: Dict[str, str] = {
+    "store_dir": "folder of the waveform stores, one STORE_DIR/SPLIT_RATE per split (default "
+                 "DATA_DIR/gnn_audio_stores)",
+    "skip_bad": "skip unusable rows and files (listed in the store's skipped.txt)",
+    "store_workers": "processes decoding audio into the stores"}
 
 
-@dataclass(frozen=True)
 class DataPaths:
-    """Where a run's data lives (machine-specific, so not part of the recipe)."""
+    """Where a run's data lives (machine-specific, so not part of the recipe): the options of
+    its data source (``data_dir``, ``train_csv``, ... :func:`~gnn_audio.data.readers.sources.
+    source_options`) and the stores' (``store_dir``, ``skip_bad``, ``store_workers``).
 
-    data_dir: Optional[str] = None
-    store_dir: Optional[str] = None
-    audio_dir: Optional[str] = None
-    class_csv: Optional[str] = None
-    train_csv: Optional[str] = None
-    val_csv: Optional[str] = None
-    eval_csv: Optional[str] = None
-    train_datafile: Optional[str] = None
-    val_datafile: Optional[str] = None
-    eval_datafile: Optional[str] = None
-    train_records: Optional[str] = None
-    val_records: Optional[str] = None
-    eval_records: Optional[str] = None
-    skip_bad: bool = False
-    store_workers: int = 0
+    >>> DataPaths(data_dir="/data/FSD50K")
+    >>> DataPaths(train_datafile="train.json", eval_datafile="eval.json", store_dir="stores")
+    """
+
+    __slots__ = ("options", "store_dir", "skip_bad", "store_workers")
+
+    def __init__(self, *, store_dir: Optional[str] = None, skip_bad: bool = False,
+                 store_workers: int = 0, **options: Any) -> None:
+        known = source_options()
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown data options {unknown}; the sources' options: "
+                             f"{', '.join(known)}")
+        self.options: Dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+        self.store_dir = store_dir
+        self.skip_bad = bool(skip_bad)
+        self.store_workers = int(store_workers)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DataPaths) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return "DataPaths(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain values (``config.json``'s ``data_paths``): the stores' options and the source
+        options that are set."""
+        return {"store_dir": self.store_dir, "skip_bad": self.skip_bad,
+                "store_workers": self.store_workers, **self.options}
 
-    def check(self, data: str) -> None:
-        """Raise ``ValueError`` (one line) when the paths do not fit the data kind."""
-        if data == "fsd50k":
-            if not self.data_dir:
-                raise ValueError("--data-dir (an FSD50K-layout folder) is required")
-        elif data == "audioset":
-            for split in ("train", "eval"):
-                csv, datafile = getattr(self, f"{split}_csv"), getattr(self, f"{split}_datafile")
-                if not csv and not datafile:
-                    raise ValueError(f"AudioSet data needs --{split}-csv (with --audio-dir) or "
-                                     f"--{split}-datafile")
-                if csv and not self.audio_dir:
-                    raise ValueError("--audio-dir is required with AudioSet segment CSVs")
-        elif data == "embeddings":
-            for split in ("train", "eval"):
-                if not getattr(self, f"{split}_records"):
-                    raise ValueError(f"embedding data needs --{split}-records (TFRecord files "
-                                     "or a glob)")
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "DataPaths":
+        """The paths of :meth:`to_dict`'s form (also the 15 flat fields of older run
+        directories, unset ones as ``None``)."""
+        values = dict(values)
+        return cls(store_dir=values.pop("store_dir", None),
+                   skip_bad=values.pop("skip_bad", False) or False,
+                   store_workers=values.pop("store_workers", 0) or 0,
+                   **{k: v for k, v in values.items() if v is not None})
+
+    def check(self, source: str, splits=("train", "eval")) -> None:
+        """Raise ``ValueError`` (one line naming the flag) when the options do not give the
+        splits ``splits`` of the source named ``source``."""
+        get_source(source).check(self.options, splits)
 
 
 @dataclass
@@ -94,55 +120,79 @@ class DataSplits:
 def label_frequency_baseline(train_targets: np.ndarray, eval_targets: np.ndarray) -> float:
     """mAP of scoring every clip with the training split's label frequencies (the floor a
     model must beat)."""
-    from gnn_audio.metrics import tagging_metrics
-
     freq = np.asarray(train_targets, dtype=np.float64).mean(0, keepdims=True)
     scores = np.broadcast_to(freq, np.asarray(eval_targets).shape)
     return float(tagging_metrics(scores, eval_targets)["mAP"])
 
 
-def _store_root(paths: DataPaths) -> Path:
+def store_root(paths: DataPaths, source: Source) -> Path:
+    """The folder of the waveform stores: ``store_dir``, else ``gnn_audio_stores/`` in the
+    source's data folder (``--data-dir``, ``--audio-dir``; the working directory for
+    datafiles)."""
     if paths.store_dir:
         return Path(paths.store_dir)
-    root = Path(paths.data_dir or paths.audio_dir or ".") / "gnn_audio_stores"
+    base = paths.options.get(source.store_base) if source.store_base else None
+    root = Path(base or ".") / "gnn_audio_stores"
     parent = root if root.exists() else root.parent
     if not os.access(parent, os.W_OK):
         raise ValueError(f"{parent} is not writable: pass --store-dir for the waveform stores")
     return root
 
 
-def build_split_store(clips: ClipList, split: str, paths: DataPaths, sample_rate: int, *,
-                      progress: bool = True, log: Callable[[str], None] = print):
-    """The waveform store of one split under the store folder (``store_dir``, default
-    ``DATA_DIR/gnn_audio_stores``), built or brought up to date (reused while current)."""
-    from gnn_audio.data.store import WaveformStore
+def store_folder(paths: DataPaths, source: Source, split: str, sample_rate: int) -> Path:
+    """The store of one split: ``STORE_DIR/SPLIT_RATE`` (e.g. ``.../gnn_audio_stores/
+    train_16000``)."""
+    return store_root(paths, source) / f"{split}_{sample_rate}"
 
-    folder = store_folder(paths, split, sample_rate)
-    store = WaveformStore.build(clips, folder, sample_rate=sample_rate, skip_bad=paths.skip_bad,
-                                num_workers=paths.store_workers, progress=progress)
-    log(f"{split}: {len(store)} clips -> {folder} ({store.report.summary()})")
+
+def build_split_store(clips: ClipList, split: str, paths: DataPaths, source: Source,
+                      sample_rate: int, *, dtype: str = "int16", progress: bool = True,
+                      log: Optional[Callable[[str], None]] = print) -> WaveformStore:
+    """The waveform store of one split (:func:`store_folder`), built or brought up to date
+    (reused while current)."""
+    folder = store_folder(paths, source, split, sample_rate)
+    store = WaveformStore.build(clips, folder, sample_rate=sample_rate, dtype=dtype,
+                                skip_bad=paths.skip_bad, num_workers=paths.store_workers,
+                                progress=progress)
+    if log is not None:
+        log(f"{split}: {len(store)} clips -> {folder} ({store.report.summary()})")
     return store
 
 
-def store_folder(paths: DataPaths, split: str, sample_rate: int) -> Path:
-    return _store_root(paths) / f"{split}_{sample_rate}"
+def open_split_store(clips: ClipList, split: str, paths: DataPaths, source: Source,
+                     sample_rate: int, *, is_main: bool = True,
+                     barrier: Callable[[], None] = lambda: None, progress: bool = True,
+                     log: Optional[Callable[[str], None]] = print) -> WaveformStore:
+    """The store of one split as every rank of a run (training or ``gnn-audio eval``) sees
+    it: the main rank builds it or finds it current while the others wait, then every rank
+    maps it."""
+    store = build_split_store(clips, split, paths, source, sample_rate, progress=progress,
+                              log=log) if is_main else None
+    barrier()
+    return store if store is not None else WaveformStore(
+        store_folder(paths, source, split, sample_rate))
 
 
-def _clip_lists(recipe, paths: DataPaths) -> dict:
-    from gnn_audio.data.readers import read_audioset_csv, read_datafile, read_fsd50k
+def prepare_split(source: Source, paths: DataPaths, split: str, *, sample_rate: int = 16000,
+                  dtype: str = "int16", progress: bool = True) -> Tuple[Any, Any]:
+    """``gnn-audio prepare`` of one split: ``(what was read, store)``: for an audio source the
+    split's :class:`~gnn_audio.data.clips.ClipList` and its waveform store, built where
+    training and evaluation read it (:func:`store_folder`); for an embedding source the data
+    set and ``None`` (nothing to decode)."""
+    data = source.read(paths.options, split, skip_bad=paths.skip_bad)
+    if source.reads != "logmel":
+        return data, None
+    return data, build_split_store(data, split, paths, source, sample_rate, dtype=dtype,
+                                   progress=progress, log=None)
 
-    lists = {}
-    for split in SPLITS:
-        if recipe.data == "fsd50k":
-            lists[split] = read_fsd50k(paths.data_dir, split, skip_bad=paths.skip_bad)
-            continue
-        csv, datafile = getattr(paths, f"{split}_csv"), getattr(paths, f"{split}_datafile")
-        if datafile:
-            lists[split] = read_datafile(datafile, paths.class_csv, skip_bad=paths.skip_bad)
-        elif csv:
-            lists[split] = read_audioset_csv(csv, paths.audio_dir, paths.class_csv,
-                                             skip_bad=paths.skip_bad)
-    return lists
+
+def write_norm_stats(store: WaveformStore, fbank: FbankConfig, path, *,
+                     split: str = "train", progress: bool = True) -> Dict[str, Any]:
+    """The log-mel mean and std of ``store`` under ``fbank``, written as JSON to ``path``."""
+    mean, std = compute_norm_stats(store, fbank, progress=progress)
+    stats = {"norm_mean": mean, "norm_std": std, "split": split, "clips": len(store)}
+    atomic_write_text(path, json.dumps(stats, indent=2) + "\n")
+    return stats
 
 
 def _check_vocabularies(lists: dict) -> None:
@@ -158,49 +208,45 @@ def _check_vocabularies(lists: dict) -> None:
 def load_splits(recipe, paths: DataPaths, *, is_main: bool = True,
                 barrier: Callable[[], None] = lambda: None,
                 log: Callable[[str], None] = print, progress: bool = True) -> DataSplits:
-    """Read the splits of ``recipe.data`` from ``paths`` (see the module docstring).
+    """Read the splits of the source ``recipe.data.source`` from ``paths`` (see the module
+    docstring).
 
-    ``recipe.fbank`` is returned with the training split's mean / std when
-    ``recipe.norm_stats == "compute"``. Data errors raise one-line exceptions naming the file
-    (:class:`~gnn_audio.data.readers.DataError`, :class:`~gnn_audio.data.store.StoreError`).
+    ``recipe.data.fbank`` is returned with the training split's mean / std when
+    ``recipe.data.norm_stats == "compute"``. Data errors raise one-line exceptions naming the
+    file (:class:`~gnn_audio.data.readers.DataError`, :class:`~gnn_audio.data.store.StoreError`).
     """
-    paths.check(recipe.data)
+    source = get_source(recipe.data.source)
+    paths.check(source.name)
     notes: List[str] = []
-    if recipe.data == "embeddings":
-        return _embedding_splits(recipe, paths, notes, log)
+    given = source.splits(paths.options)
+    if source.reads == "embedding":
+        return _embedding_splits(source, paths, given, notes, log)
 
-    from gnn_audio.data.dataset import TaggingDataset
-    from gnn_audio.data.store import WaveformStore
-
-    lists = _clip_lists(recipe, paths)
+    lists = {split: source.read(paths.options, split, skip_bad=paths.skip_bad)
+             for split in given}
     if "val" not in lists:
         lists["val"] = lists["eval"]
         notes.append("no validation split given: the evaluation split validates (as PSLA / "
                      "AST); the best epoch is then chosen on it")
     _check_vocabularies(lists)
-    fb = recipe.fbank
-    stores = {}
+    fb = recipe.data.fbank
+    stores: Dict[str, WaveformStore] = {}
     for split in SPLITS:
         if split == "val" and lists["val"] is lists["eval"]:
-            stores[split] = stores.get("eval")
             continue
-        if is_main:
-            stores[split] = build_split_store(lists[split], split, paths, fb.sample_rate,
-                                              progress=progress, log=log)
-        barrier()
-        stores[split] = stores.get(split) or WaveformStore(
-            store_folder(paths, split, fb.sample_rate))
-    stores["val"] = stores["val"] or stores["eval"]
-    if recipe.norm_stats == "compute":
-        from gnn_audio.data.stats import compute_norm_stats
-
+        stores[split] = open_split_store(lists[split], split, paths, source, fb.sample_rate,
+                                         is_main=is_main, barrier=barrier, progress=progress,
+                                         log=log)
+    stores.setdefault("val", stores["eval"])
+    if recipe.data.norm_stats == "compute":
         mean, std = compute_norm_stats(stores["train"], fb, max_clips=2000)
         fb = fb.replace(norm_mean=round(mean, 4), norm_std=round(std, 4))
         notes.append(f"log-mel normalisation from the training split: mean {fb.norm_mean}, "
                      f"std {fb.norm_std}")
-    train = TaggingDataset(stores["train"], fb, recipe.augment, train=True, seed=recipe.seed)
+    train = TaggingDataset(stores["train"], fb, recipe.data.augment, train=True,
+                           seed=recipe.seed)
     # evaluation items keep the whole clip when it is scored in sliding windows
-    eval_fb = fb.replace(target_length=None) if "windows" in recipe.eval_modes else fb
+    eval_fb = fb.replace(target_length=None) if "windows" in recipe.eval.modes else fb
     val = TaggingDataset(stores["val"], eval_fb, train=False)
     test = val if stores["eval"] is stores["val"] else TaggingDataset(stores["eval"], eval_fb,
                                                                        train=False)
@@ -208,20 +254,15 @@ def load_splits(recipe, paths: DataPaths, *, is_main: bool = True,
                       np.asarray(stores["train"].targets), fb, notes)
 
 
-def _embedding_splits(recipe, paths: DataPaths, notes: List[str], log) -> DataSplits:
-    from gnn_audio.data.audioset_embeddings import AudioSetEmbeddings
-    from gnn_audio.data.readers import read_class_csv
-    from gnn_audio.labels import load_label_set
-
-    labels = read_class_csv(paths.class_csv) if paths.class_csv else load_label_set("audioset")
+def _embedding_splits(source: Source, paths: DataPaths, given, notes: List[str],
+                      log) -> DataSplits:
     sets = {}
-    for split in SPLITS:
-        records = getattr(paths, f"{split}_records")
-        if records:
-            sets[split] = AudioSetEmbeddings(records, num_classes=len(labels))
-            log(f"{split}: {len(sets[split])} clips <- {records}")
+    for split in given:
+        sets[split] = source.read(paths.options, split, skip_bad=paths.skip_bad)
+        log(f"{split}: {len(sets[split])} clips <- {source.where(paths.options, split)}")
     if "val" not in sets:
         sets["val"] = sets["eval"]
         notes.append("no validation records given: the evaluation split validates")
+    labels = source.label_set(paths.options, sets["train"])
     return DataSplits(sets["train"], sets["val"], sets["eval"], labels,
                       sets["train"].targets.numpy(), None, notes)

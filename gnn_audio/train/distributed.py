@@ -28,16 +28,17 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, TypeVar, Union
+from typing import Any, List, Optional, Union
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["DistContext", "init_distributed", "cleanup", "barrier", "broadcast_object",
-           "all_gather_objects", "all_reduce_mean"]
+from gnn_audio.devices import resolve_device
 
-T = TypeVar("T")
+__all__ = ["DistContext", "init_distributed", "cleanup", "barrier", "all_gather_objects",
+           "all_reduce_mean"]
+
 
 
 @dataclass(frozen=True)
@@ -87,27 +88,6 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def _resolve_device(device: Optional[Union[str, torch.device]], local_rank: int) -> torch.device:
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if dev.type != "cuda":
-        return dev
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} requested but CUDA is not available; "
-                         "use --device cpu")
-    dev = torch.device("cuda", local_rank if dev.index is None else dev.index)
-    count = torch.cuda.device_count()
-    if dev.index >= count:
-        raise ValueError(f"local rank {local_rank} needs GPU {dev.index} but only {count} "
-                         f"GPU(s) are visible; start at most {count} processes per node "
-                         "(torchrun --nproc_per_node)")
-    return dev
-
-
 def init_distributed(device: Optional[Union[str, torch.device]] = None, *,
                      timeout: Optional[datetime.timedelta] = None) -> DistContext:
     """Join the process group ``torchrun`` describes, or set up a single process.
@@ -128,7 +108,7 @@ def init_distributed(device: Optional[Union[str, torch.device]] = None, *,
     if world_size < 1 or not 0 <= rank < world_size or local_rank < 0:
         raise ValueError(f"inconsistent torchrun environment: RANK={rank}, "
                          f"WORLD_SIZE={world_size}, LOCAL_RANK={local_rank}")
-    dev = _resolve_device(device, local_rank)
+    dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world_size == 1:
@@ -165,15 +145,6 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier(device_ids=[ctx.device.index])
     else:
         dist.barrier()
-
-
-def broadcast_object(obj: T, ctx: DistContext) -> T:
-    """Rank 0's ``obj`` on every rank (any picklable object; the others' values are ignored)."""
-    if not ctx.distributed:
-        return obj
-    box = [obj if ctx.is_main else None]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def all_gather_objects(obj: Any, ctx: DistContext) -> List[Any]:

@@ -30,7 +30,6 @@ rank, checking that each clip was scored exactly once.
 """
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,22 +37,28 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from gnn_audio.data.features import FbankConfig
-from gnn_audio.data.features import pad_value as fbank_pad_value
+from gnn_audio.data.audioset_embeddings import AudioSetEmbeddings
+from gnn_audio.data.dataset import TaggingDataset
+from gnn_audio.data.features import FbankConfig, pad_value
+from gnn_audio.data.readers.sources import get_source, infer_source
 from gnn_audio.data.sampling import ShardedEvalSampler
+from gnn_audio.data.windows import Windowing
 from gnn_audio.files import atomic_open
 from gnn_audio.metrics import tagging_metrics
-from gnn_audio.train.distributed import DistContext, all_gather_objects
-from gnn_audio.train.precision import PRECISIONS, autocast, check_precision
+from gnn_audio.precision import PRECISIONS
+from gnn_audio.scoring import WindowScorer, model_device
+from gnn_audio.train.data import DataPaths, open_split_store
+from gnn_audio.train.distributed import (DistContext, all_gather_objects, barrier,
+                                         init_distributed)
 from gnn_audio.types import PathLike
+from gnn_audio.zoo import bundle_of, load_model
 
-__all__ = ["MODES", "EvalConfig", "Predictions", "build_eval_dataset", "window_starts",
-           "predict", "evaluate"]
+__all__ = ["MODES", "EvalConfig", "Predictions", "build_eval_dataset", "predict", "evaluate",
+           "CheckpointEvaluation", "evaluate_checkpoint"]
 
 #: the scoring modes (see the module docstring)
 MODES = ("crop", "windows")
@@ -69,7 +74,7 @@ class EvalConfig:
         batch_size: windows per forward.
         num_workers: DataLoader worker processes (0: load in the main process).
         precision: ``fp32``, ``bf16`` or ``fp16`` autocast (see
-            :mod:`gnn_audio.train.precision`).
+            :mod:`gnn_audio.precision`).
     """
 
     modes: Tuple[str, ...] = MODES
@@ -99,22 +104,7 @@ def build_eval_dataset(source, fbank: FbankConfig):
     """The evaluation :class:`~gnn_audio.data.dataset.TaggingDataset` of a waveform store or
     clip list: full-length features (``target_length=None``), no augmentation. Pass
     ``frames=fbank.target_length`` to :func:`predict`."""
-    from gnn_audio.data.dataset import TaggingDataset
-
     return TaggingDataset(source, fbank.replace(target_length=None), train=False)
-
-
-def window_starts(num_frames: int, frames: int, window_hop: float = 0.5) -> List[int]:
-    """First frames of the windows of a clip of ``num_frames`` frames: every
-    ``max(1, round(window_hop * frames))`` frames, plus a last window ending at the clip's end;
-    ``[0]`` for a clip no longer than ``frames``."""
-    if num_frames <= frames:
-        return [0]
-    hop = max(1, int(round(window_hop * frames)))
-    starts = list(range(0, num_frames - frames + 1, hop))
-    if starts[-1] != num_frames - frames:
-        starts.append(num_frames - frames)
-    return starts
 
 
 def _finite_list(a: np.ndarray) -> list:
@@ -232,58 +222,6 @@ def _base_dataset(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def _model_device(module: torch.nn.Module, ctx: DistContext) -> torch.device:
-    first = next(itertools.chain(module.parameters(), module.buffers()), None)
-    return first.device if first is not None else ctx.device
-
-
-class _WindowScorer:
-    """Collects windows of many clips, runs them ``batch_size`` at a time and keeps, per clip
-    slot, the score of its first window (``crop``) and the maximum over its windows."""
-
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str,
-                 batch_size: int, num_slots: int) -> None:
-        self.model, self.device, self.precision = model, device, precision
-        self.batch_size, self.num_slots = batch_size, num_slots
-        self.x: List[Tensor] = []
-        self.owner: List[Tensor] = []
-        self.first: List[Tensor] = []
-        self.pending = 0
-        self.crop: Optional[Tensor] = None
-        self.max: Optional[Tensor] = None
-
-    def add(self, slot: int, windows: Tensor) -> None:
-        n = windows.size(0)
-        self.x.append(windows)
-        self.owner.append(torch.full((n,), slot, dtype=torch.long))
-        self.first.append(torch.arange(n) == 0)
-        self.pending += n
-        while self.pending >= self.batch_size:
-            self._run(self.batch_size)
-
-    def finish(self) -> None:
-        if self.pending:
-            self._run(self.pending)
-
-    def _run(self, n: int) -> None:
-        x, owner, first = torch.cat(self.x), torch.cat(self.owner), torch.cat(self.first)
-        self.x, self.owner, self.first = [x[n:]], [owner[n:]], [first[n:]]
-        self.pending -= n
-        x, owner, first = x[:n], owner[:n], first[:n]
-        with autocast(self.precision, self.device):
-            logits = self.model(x.to(self.device, non_blocking=True))
-        probs = torch.sigmoid(logits.float()).cpu()
-        if probs.dim() != 2 or probs.size(0) != n:
-            raise ValueError(f"the model must return [batch, classes] logits; got "
-                             f"{tuple(logits.shape)} for a batch of {n}")
-        if self.crop is None:
-            self.crop = probs.new_zeros(self.num_slots, probs.size(1))
-            self.max = probs.new_zeros(self.num_slots, probs.size(1))
-        self.crop[owner[first]] = probs[first]
-        # a clip's windows may span several forwards: keep the running maximum (probs >= 0)
-        self.max.scatter_reduce_(0, owner[:, None].expand_as(probs), probs, reduce="amax")
-
-
 def _unpack(item: Any, index: int, dataset: Dataset) -> Tuple[Tensor, Tensor, str]:
     if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
         raise ValueError(f"data set item {index} must be (features, target) or (features, "
@@ -322,6 +260,41 @@ def predict(model: torch.nn.Module, dataset: Dataset, config: EvalConfig = EvalC
         :class:`Predictions` of all clips in data-set order, on every rank.
     """
     ctx = ctx or DistContext()
+    pad = _check_eval_dataset(dataset, config, frames)
+    module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) \
+        else model
+    scorer = WindowScorer(module, config.batch_size, config.precision,
+                          model_device(module, ctx.device))
+    windowing = Windowing.from_fraction(frames, config.window_hop) if frames else None
+    sampler = ShardedEvalSampler(len(dataset), rank=ctx.rank, world_size=ctx.world_size)
+    loader = DataLoader(_Indexed(dataset), batch_size=config.batch_size, sampler=sampler,
+                        num_workers=config.num_workers, collate_fn=_as_list,
+                        pin_memory=scorer.device.type == "cuda")
+    share = _Share()
+    was_training = module.training
+    module.eval()
+    try:
+        for batch in tqdm(loader, desc="evaluating", unit=" batches",
+                          disable=not (progress and ctx.is_main)):
+            for index, item in batch:
+                x, y, clip_id = _unpack(item, index, dataset)
+                slot = share.add(int(index), clip_id, y)
+                scorer.add(slot, _clip_windows(x, clip_id, windowing, pad, share,
+                                               first_only="windows" not in config.modes))
+                scorer.close(slot)
+                share.keep(scorer.ready())
+        scorer.flush()
+        share.keep(scorer.ready())
+    finally:
+        module.train(was_training)
+    return _assemble(all_gather_objects(share.payload(config.modes), ctx), len(dataset),
+                     config.modes)
+
+
+def _check_eval_dataset(dataset: Dataset, config: EvalConfig, frames: Optional[int]) -> float:
+    """Refuse a data set :func:`predict` cannot score as asked; the value windows are padded
+    with (a zero log-mel frame, normalised as the data set normalises; 0 for other
+    features)."""
     windows_mode = "windows" in config.modes
     if frames is not None and frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
@@ -333,8 +306,6 @@ def predict(model: torch.nn.Module, dataset: Dataset, config: EvalConfig = EvalC
         raise ValueError("the evaluation data set augments its items (train=True); build it "
                          "with train=False (build_eval_dataset)")
     if windows_mode:
-        from gnn_audio.data.audioset_embeddings import AudioSetEmbeddings
-
         if isinstance(base, AudioSetEmbeddings):
             raise ValueError("windows mode applies to log-mel data sets; evaluate "
                              "AudioSetEmbeddings with EvalConfig(modes=('crop',))")
@@ -344,57 +315,51 @@ def predict(model: torch.nn.Module, dataset: Dataset, config: EvalConfig = EvalC
                              "fbank.replace(target_length=None) (build_eval_dataset)")
     if len(dataset) == 0:
         raise ValueError("the evaluation data set is empty")
-    pad_value = 0.0
-    if isinstance(fbank, FbankConfig):  # a zero log-mel frame, normalised as the data set does
-        pad_value = fbank_pad_value(fbank)
+    return pad_value(fbank) if isinstance(fbank, FbankConfig) else 0.0
 
-    module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) \
-        else model
-    device = _model_device(module, ctx)
-    check_precision(config.precision, device)
-    sampler = ShardedEvalSampler(len(dataset), rank=ctx.rank, world_size=ctx.world_size)
-    loader = DataLoader(_Indexed(dataset), batch_size=config.batch_size, sampler=sampler,
-                        num_workers=config.num_workers, collate_fn=_as_list,
-                        pin_memory=device.type == "cuda")
-    scorer = _WindowScorer(module, device, config.precision, config.batch_size, len(sampler))
-    indices: List[int] = []
-    clip_ids: List[str] = []
-    targets: List[Tensor] = []
-    length = None
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            for batch in tqdm(loader, desc="evaluating", unit=" batches",
-                              disable=not (progress and ctx.is_main)):
-                for index, item in batch:
-                    x, y, clip_id = _unpack(item, index, dataset)
-                    if frames is None:
-                        if length is not None and x.size(0) != length:
-                            raise ValueError(f"clip {clip_id} has {x.size(0)} frames, another "
-                                             f"{length}; pass frames= to pad or cut them")
-                        length, windows = x.size(0), x[None]
-                    else:
-                        starts = window_starts(x.size(0), frames, config.window_hop) \
-                            if windows_mode else [0]
-                        windows = torch.stack([x[s:s + frames] for s in starts])
-                        if windows.size(1) < frames:
-                            windows = F.pad(windows, (0, 0, 0, frames - windows.size(1)),
-                                            value=pad_value)
-                    scorer.add(len(indices), windows)
-                    indices.append(int(index))
-                    clip_ids.append(clip_id)
-                    targets.append(y)
-            scorer.finish()
-    finally:
-        module.train(was_training)
 
-    local_scores = {"crop": scorer.crop, "windows": scorer.max}
-    payload = {"indices": indices, "clip_ids": clip_ids,
-               "targets": torch.stack(targets).numpy() if targets else None,
-               "scores": {m: local_scores[m].numpy() if indices else None
-                          for m in config.modes}}
-    return _assemble(all_gather_objects(payload, ctx), len(dataset), config.modes)
+def _clip_windows(x: Tensor, clip_id: str, windowing: Optional[Windowing], pad: float,
+                  share: "_Share", first_only: bool) -> Tensor:
+    """The windows of one clip's features: as they are without ``windowing`` (all clips of
+    one length), else its first window (``crop``) or all its windows."""
+    if windowing is None:
+        if share.length is not None and x.size(0) != share.length:
+            raise ValueError(f"clip {clip_id} has {x.size(0)} frames, another "
+                             f"{share.length}; pass frames= to pad or cut them")
+        share.length = x.size(0)
+        return x[None]
+    return windowing.windows(x, pad, first_only=first_only)[1]
+
+
+class _Share:
+    """This rank's clips: data-set index, id and target of every slot, and per slot the
+    ``crop`` score (first window) and the ``windows`` score (maximum over its windows)."""
+
+    def __init__(self) -> None:
+        self.indices: List[int] = []
+        self.clip_ids: List[str] = []
+        self.targets: List[Tensor] = []
+        self.crop: Dict[int, np.ndarray] = {}
+        self.max: Dict[int, np.ndarray] = {}
+        self.length: Optional[int] = None
+
+    def add(self, index: int, clip_id: str, target: Tensor) -> int:
+        self.indices.append(index)
+        self.clip_ids.append(clip_id)
+        self.targets.append(target)
+        return len(self.indices) - 1
+
+    def keep(self, ready: Sequence[Tuple[object, np.ndarray]]) -> None:
+        for slot, scores in ready:
+            self.crop[slot], self.max[slot] = scores[0], scores.max(axis=0)
+
+    def payload(self, modes: Sequence[str]) -> Dict[str, Any]:
+        n = len(self.indices)
+        scores = {"crop": self.crop, "windows": self.max}
+        return {"indices": self.indices, "clip_ids": self.clip_ids,
+                "targets": torch.stack(self.targets).numpy() if n else None,
+                "scores": {m: np.stack([scores[m][i] for i in range(n)]) if n else None
+                           for m in modes}}
 
 
 def _assemble(parts: Sequence[Dict[str, Any]], num_clips: int,
@@ -429,3 +394,102 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, config: EvalConfig = Eval
     """mode -> metrics (:meth:`Predictions.metrics`) of :func:`predict`; every rank computes
     and returns the same values."""
     return predict(model, dataset, config, ctx, frames=frames, progress=progress).metrics()
+
+
+# --------------------------------------------------------------------------------------------
+# a checkpoint on a split of a data source (gnn-audio eval)
+
+
+
+@dataclass
+class CheckpointEvaluation:
+    """What :func:`evaluate_checkpoint` found: the :class:`Predictions` of every clip of the
+    split, the clips the reader left out (``skip_bad``) and whether this is the main rank
+    (which writes the results)."""
+
+    checkpoint: str
+    split: str
+    predictions: Predictions
+    skipped: int = 0
+    is_main: bool = True
+
+    #: the metrics reported per mode
+    REPORTED = ("mAP", "mAUC", "d_prime", "lwlrap")
+
+    def to_dict(self) -> Dict[str, Any]:
+        """``{"checkpoint", "split", "clips", "metrics": {mode: {mAP, mAUC, d_prime,
+        lwlrap}}, "skipped"}`` (``gnn-audio eval --out``)."""
+        metrics = self.predictions.metrics()
+        return {"checkpoint": self.checkpoint, "split": self.split,
+                "clips": len(self.predictions),
+                "metrics": {mode: {k: m[k] for k in self.REPORTED}
+                            for mode, m in metrics.items()},
+                "skipped": self.skipped}
+
+
+def evaluate_checkpoint(checkpoint: PathLike, paths: DataPaths, *, source: Optional[str] = None,
+                        split: str = "eval", modes: Optional[Sequence[str]] = None,
+                        window_hop: float = 0.5, batch_size: int = 32, num_workers: int = 0,
+                        device: Optional[str] = None, use_store: bool = True,
+                        progress: bool = True, log=print) -> CheckpointEvaluation:
+    """Score the checkpoint ``checkpoint`` on split ``split`` of a data source, read as
+    training reads it: audio through the split's waveform store under ``paths``
+    (:class:`~gnn_audio.train.data.DataPaths`; built by the main rank when missing or stale,
+    :func:`~gnn_audio.train.data.open_split_store`), embeddings as they are.
+
+    Args:
+        checkpoint: a gnn_audio checkpoint (``best.pt``).
+        paths: the source's options and the stores' (``store_dir``, ``skip_bad``).
+        source: the data source's name (``None``: the one whose options ``paths`` set).
+        split: ``train``, ``val`` or ``eval``.
+        modes: of :data:`MODES`; ``None``: both for log-mel models, ``crop`` for embedding
+            models (the only mode they have).
+        window_hop, batch_size, num_workers: of :class:`EvalConfig`.
+        device: where the model runs (``None``: CUDA when available); under ``torchrun`` every
+            rank scores its share.
+        use_store: ``False`` decodes the audio files directly.
+        progress, log: tqdm bars; one line per store built.
+
+    Raises:
+        ValueError: one line, for a checkpoint whose input (log-mel or embeddings) or class
+            list does not fit the data, options that do not give the split, or modes an
+            embedding model does not have; the readers' and stores' one-line errors
+            (:class:`~gnn_audio.data.readers.DataError`, ``StoreError``, ``OSError``).
+    """
+    where = str(checkpoint)
+    src = get_source(source) if source is not None else infer_source(paths.options)
+    src.check(paths.options, (split,))
+    ctx = init_distributed(device)
+    model = load_model(checkpoint).to(ctx.device)
+    bundle = bundle_of(model, where)
+    if bundle.config.input != src.reads:
+        raise ValueError(f"{where}: {bundle.name} reads {bundle.config.input} input; the "
+                         f"{src.name} data gives {src.reads}")
+    if not bundle.is_logmel:
+        modes = ("crop",) if modes is None else tuple(modes)
+        if tuple(modes) != ("crop",):
+            raise ValueError(f"{where}: {bundle.name} reads embeddings, which are scored in "
+                             "crop mode only")
+    data = src.read(paths.options, split, skip_bad=paths.skip_bad)
+    labels = src.label_set(paths.options, data)
+    if bundle.label_names is not None and list(labels.names) != list(bundle.label_names):
+        raise ValueError(f"{where} was trained on another class list than "
+                         f"{src.where(paths.options, split)} ({len(bundle.label_names)} vs "
+                         f"{len(labels)} classes)")
+    frames = None
+    dataset = data
+    if bundle.is_logmel:
+        fb = bundle.fbank
+        clips = data
+        if use_store:  # the training stores: the same waveforms as training saw
+            clips = open_split_store(data, split, paths, src, fb.sample_rate,
+                                     is_main=ctx.is_main, barrier=lambda: barrier(ctx),
+                                     progress=progress, log=log)
+        dataset = build_eval_dataset(clips, fb)
+        frames = fb.target_length
+    config = EvalConfig(modes=tuple(modes) if modes is not None else MODES,
+                        window_hop=window_hop, batch_size=batch_size, num_workers=num_workers)
+    preds = predict(model, dataset, config, ctx, frames=frames, progress=progress)
+    return CheckpointEvaluation(where, split, preds, len(getattr(data, "skipped", ())),
+                                ctx.is_main)
+

@@ -46,7 +46,8 @@ class _Factor:
 def make_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, recipe
                    ) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step :class:`~torch.optim.lr_scheduler.LambdaLR` following ``recipe``
-    (:class:`~gnn_audio.train.recipe.Recipe`'s ``warmup_steps``, ``lr_decay_*``)."""
+    (:class:`~gnn_audio.train.recipe.Recipe`'s ``optim.warmup_steps``, ``optim.lr_decay_*``)."""
+    optim = recipe.optim
     return torch.optim.lr_scheduler.LambdaLR(optimizer, _Factor(
-        steps_per_epoch, warmup_steps=recipe.warmup_steps, decay_start=recipe.lr_decay_start,
-        decay_every=recipe.lr_decay_every, decay=recipe.lr_decay))
+        steps_per_epoch, warmup_steps=optim.warmup_steps, decay_start=optim.lr_decay_start,
+        decay_every=optim.lr_decay_every, decay=optim.lr_decay))

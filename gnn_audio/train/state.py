@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from gnn_audio.models.weights_io import load_weights_file, save_weights_file
+from gnn_audio.weights_io import load_weights_file, save_weights_file
 from gnn_audio.types import PathLike
 
 __all__ = ["capture_rng", "restore_rng", "save_state", "load_state", "check_run_dir",

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gnn_audio.train.precision import autocast, grad_scaler
+from gnn_audio.precision import autocast, grad_scaler
 
 __all__ = ["TrainStep", "NonFiniteLoss"]
 
@@ -25,7 +25,7 @@ class TrainStep:
     Args:
         model: the model (possibly wrapped in DDP and / or compiled).
         optimizer: its optimiser.
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :mod:`gnn_audio.train.precision`).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :mod:`gnn_audio.precision`).
         device: where the model runs.
         clip_grad_norm: clip the global gradient norm to this value (``None``: no clipping).
         scheduler: stepped after every optimiser step (per-iteration schedules).

@@ -34,14 +34,22 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
+from gnn_audio.data.sampling import BalancedSampler, ShuffleSampler, balanced_weights
+from gnn_audio.files import atomic_write_text
+from gnn_audio.models.vig_weights import load_vig_imagenet
+from gnn_audio.precision import check_precision
 from gnn_audio.train.data import DataPaths, DataSplits, label_frequency_baseline, load_splits
+from gnn_audio.train.distributed import all_reduce_mean, barrier, cleanup, init_distributed
+from gnn_audio.train.evaluate import EvalConfig, evaluate
+from gnn_audio.train.finetune import backbone_parameters, init_from_checkpoint
 from gnn_audio.train.logs import RunLogger, plot_curves
 from gnn_audio.train.recipe import Recipe
 from gnn_audio.train.schedule import make_scheduler
-from gnn_audio.files import atomic_write_text
 from gnn_audio.train.state import (STATE_FILE, capture_rng, check_run_dir,
                                    load_state, restore_rng, save_state, state_size_estimate)
 from gnn_audio.train.step import NonFiniteLoss, TrainStep
+from gnn_audio.zoo import create_model, get_entry
+from gnn_audio.zoo.checkpoints import load_checkpoint, save_checkpoint
 
 __all__ = ["Trainer", "TrainingStopped", "build_run_model"]
 
@@ -61,51 +69,19 @@ def _summary(metrics: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
 
 def build_run_model(recipe: Recipe, splits: DataSplits, log=print) -> torch.nn.Module:
     """The zoo model of ``recipe`` for the splits' class list and front-end: label names and
-    ids from the data, the input size from the front-end, AT-GCN's label graph built from the
-    training targets (or the ontology) and its label embeddings from ``recipe.glove``."""
-    from gnn_audio.zoo import create_model, get_model_config
-
-    config = get_model_config(recipe.model)
+    ids from the data, the front-end in its bundle, and the arguments its zoo entry derives
+    from the data (:attr:`~gnn_audio.zoo.ZooEntry.prepare_kwargs`: e.g. ATGNN's input size,
+    AT-GCN's label graph and label embeddings); ``recipe.model.kwargs`` override those."""
+    entry = get_entry(recipe.model.name)
+    if entry.config.input != recipe.input_kind:
+        raise ValueError(f"model {recipe.model.name} reads {entry.config.input} input, the "
+                         f"recipe's data ({recipe.data.source}) gives {recipe.input_kind}")
+    kwargs = {**entry.prepare_kwargs(splits, recipe, log), **recipe.model.kwargs}
+    if splits.fbank is not None:
+        kwargs["fbank"] = splits.fbank
     labels = splits.label_set
-    kwargs = dict(recipe.model_kwargs)
-    fb = splits.fbank
-    if config.input != ("embedding" if recipe.input_kind == "embedding" else "logmel"):
-        raise ValueError(f"model {recipe.model} reads {config.input} input, the recipe's data "
-                         f"({recipe.data}) gives {recipe.input_kind}")
-    if fb is not None:
-        if config.family == "atgnn":
-            kwargs.setdefault("input_size", (fb.target_length, fb.num_mel_bins))
-        elif "mel_bins" in config.arch_args:
-            kwargs.setdefault("mel_bins", fb.num_mel_bins)
-    if config.family == "at_gcn":
-        if recipe.label_graph == "ontology":
-            from gnn_audio.labels.ontology_graph import ontology_adjacency
-
-            kwargs["adjacency"] = ontology_adjacency(labels.mids, p=recipe.p)
-        else:
-            from gnn_audio.labels.cooccurrence import cooccurrence_adjacency
-
-            kwargs["adjacency"] = cooccurrence_adjacency(splits.train_targets, recipe.tau,
-                                                         recipe.p, recipe.label_graph)
-        log(f"AT-GCN label graph: {recipe.label_graph} (tau {recipe.tau}, p {recipe.p}), "
-            f"{int((kwargs['adjacency'] != 0).sum())} non-zero entries; stored in the "
-            "checkpoint")
-        if recipe.glove:
-            kwargs["label_embeddings"] = (recipe.glove, list(labels.names))
-        else:
-            from gnn_audio.labels.glove import hashed_gaussian
-
-            kwargs["label_embeddings"] = torch.from_numpy(hashed_gaussian(
-                "gnn_audio", (len(labels), kwargs.get("embedding_dim", 300))).astype(np.float32))
-            log("AT-GCN label embeddings: no --glove file, fixed pseudo-random 300-d vectors "
-                "(the documented fallback; the paper uses GloVe)")
-    model = create_model(recipe.model, num_classes=len(labels), label_names=list(labels.names),
-                         label_ids=list(labels.mids), **kwargs)
-    if fb is not None:
-        frames = fb.target_length
-        model.model_config = model.model_config.replace(
-            fbank=fb, input_size=(frames, fb.num_mel_bins), sample_rate=fb.sample_rate)
-    return model
+    return create_model(recipe.model.name, num_classes=len(labels),
+                        label_names=list(labels.names), label_ids=list(labels.mids), **kwargs)
 
 
 class Trainer:
@@ -123,8 +99,6 @@ class Trainer:
     def __init__(self, recipe: Optional[Recipe], paths: Optional[DataPaths], run_dir,
                  *, resume: bool = False, device: Optional[str] = None,
                  progress: bool = True) -> None:
-        from gnn_audio.train.distributed import init_distributed
-
         self.run_dir = Path(run_dir)
         if resume:
             config_file = self.run_dir / "config.json"
@@ -132,7 +106,7 @@ class Trainer:
                 raise ValueError(f"{self.run_dir}: not a run directory (no config.json)")
             saved = json.loads(config_file.read_text(encoding="utf-8"))
             recipe = Recipe.from_dict(saved["recipe"])
-            paths = DataPaths(**saved["data_paths"])
+            paths = DataPaths.from_dict(saved["data_paths"])
         if recipe is None or paths is None:
             raise ValueError("a recipe and data paths are needed unless resuming")
         self.recipe, self.paths, self.resume = recipe, paths, resume
@@ -146,97 +120,27 @@ class Trainer:
     # -- set-up --------------------------------------------------------------------------------
 
     def _barrier(self) -> None:
-        from gnn_audio.train.distributed import barrier
-
         barrier(self.ctx)
 
     def _reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
-        from gnn_audio.train.distributed import all_reduce_mean
-
         return all_reduce_mean(value, self.ctx)
 
     def _setup(self) -> None:
         r, ctx = self.recipe, self.ctx
-        if r.batch_size % ctx.world_size:
-            raise ValueError(f"batch_size {r.batch_size} must be a multiple of the "
+        if r.optim.batch_size % ctx.world_size:
+            raise ValueError(f"batch_size {r.optim.batch_size} must be a multiple of the "
                              f"{ctx.world_size} ranks")
-        from gnn_audio.train.precision import check_precision
-
-        check_precision(r.precision, self.device)
+        check_precision(r.optim.precision, self.device)
         self.splits = load_splits(r, self.paths, is_main=ctx.is_main, barrier=self._barrier,
                                   log=self.log, progress=self.progress)
         for note in self.splits.notes:
             self.log(note)
-        # the initial weights depend on the seed alone (not on whether stores were built)
-        torch.manual_seed(r.seed)
-        np.random.seed(r.seed)
-        model = build_run_model(r, self.splits, log=self.log)
-        if ctx.is_main:
-            notes = check_run_dir(self.run_dir, state_size_estimate(model))
-            for note in notes:
-                self.log(note)
-        if r.pretrained_vig:
-            from gnn_audio.models.vig_weights import load_vig_imagenet
-
-            missing, unexpected = load_vig_imagenet(model, r.pretrained_vig)
-            self.log(f"ImageNet ViG weights from {r.pretrained_vig}: {len(missing)} model "
-                     f"tensors left at their initialisation, {len(unexpected)} unused")
-        self.frozen_names: List[str] = []
-        if r.init_from:
-            from gnn_audio.train.finetune import backbone_parameters, init_from_checkpoint
-
-            report = init_from_checkpoint(model, r.init_from)
-            for line in report.lines():
-                self.log(line)
-            if r.freeze_backbone_epochs:
-                self.backbone = backbone_parameters(model)
-        elif r.freeze_backbone_epochs:
-            raise ValueError("freeze_backbone_epochs needs init_from (a checkpoint to "
-                             "fine-tune)")
-        self.model = model.to(self.device)
-        if r.channels_last:
+        self.model = self._initial_model().to(self.device)
+        if r.optim.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        net: torch.nn.Module = self.model
-        if r.sync_bn and ctx.distributed and self.device.type != "cuda":
-            raise ValueError("sync_bn needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
-                             "leave it off for CPU processes")
-        if r.sync_bn and not ctx.distributed:
-            self.log("note: sync_bn has no effect in a single process")
-        if ctx.distributed:
-            if r.sync_bn:
-                net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-                self.model = net
-            net = torch.nn.parallel.DistributedDataParallel(
-                net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.ddp = net
-        self.train_net = torch.compile(net) if r.compile else net
-
-        from gnn_audio.data.sampling import BalancedSampler, ShuffleSampler, balanced_weights
-
-        train = self.splits.train
-        if r.sampler == "balanced":
-            self.sampler = BalancedSampler(balanced_weights(train.targets), len(train),
-                                           rank=ctx.rank, world_size=ctx.world_size, seed=r.seed)
-        else:
-            self.sampler = ShuffleSampler(len(train), rank=ctx.rank, world_size=ctx.world_size,
-                                          seed=r.seed)
-        self.local_batch = r.batch_size // ctx.world_size
-        self.steps_per_epoch = len(self.sampler) // self.local_batch
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"the training split ({len(train)} clips) is smaller than one "
-                             f"batch of {r.batch_size}")
-        self.loader = torch.utils.data.DataLoader(
-            train, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
-            num_workers=r.num_workers, pin_memory=self.device.type == "cuda",
-            collate_fn=_collate_train)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=r.lr, betas=r.betas,
-                                          weight_decay=r.weight_decay)
-        self.scheduler = make_scheduler(self.optimizer, self.steps_per_epoch, r)
-        clip = r.clip_grad_norm
-        self.step = TrainStep(self.train_net, self.optimizer, precision=r.precision,
-                              device=self.device, clip_grad_norm=clip, scheduler=self.scheduler,
-                              reduce_loss=self._reduce_mean if ctx.distributed else None)
+        self._wrap_model()
+        self._setup_loader()
+        self._setup_optimisation()
         self.epoch, self.global_step = 0, 0
         self.history: List[dict] = []
         self.best = {"mAP": -math.inf, "epoch": None}
@@ -247,20 +151,99 @@ class Trainer:
         else:
             self._write_config()
 
+    def _initial_model(self) -> torch.nn.Module:
+        """The run's zoo model with its initial weights: the seed's, then the ImageNet ViG
+        weights or the checkpoint to fine-tune from (whose backbone may be frozen first)."""
+        r = self.recipe
+        # the initial weights depend on the seed alone (not on whether stores were built)
+        torch.manual_seed(r.seed)
+        np.random.seed(r.seed)
+        model = build_run_model(r, self.splits, log=self.log)
+        if self.ctx.is_main:
+            for note in check_run_dir(self.run_dir, state_size_estimate(model)):
+                self.log(note)
+        if r.model.pretrained_vig:
+            missing, unexpected = load_vig_imagenet(model, r.model.pretrained_vig)
+            self.log(f"ImageNet ViG weights from {r.model.pretrained_vig}: {len(missing)} model "
+                     f"tensors left at their initialisation, {len(unexpected)} unused")
+        self.frozen_names: List[str] = []
+        if r.model.init_from:
+            report = init_from_checkpoint(model, r.model.init_from)
+            for line in report.lines():
+                self.log(line)
+            if r.model.freeze_backbone_epochs:
+                self.backbone = backbone_parameters(model)
+        elif r.model.freeze_backbone_epochs:
+            raise ValueError("freeze_backbone_epochs needs init_from (a checkpoint to "
+                             "fine-tune)")
+        return model
+
+    def _wrap_model(self) -> None:
+        """``ddp`` (SyncBatchNorm and DistributedDataParallel under DDP) and ``train_net``
+        (``torch.compile`` of it with ``optim.compile``) around ``model``."""
+        r, ctx = self.recipe, self.ctx
+        net: torch.nn.Module = self.model
+        if r.optim.sync_bn and ctx.distributed and self.device.type != "cuda":
+            raise ValueError("sync_bn needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
+                             "leave it off for CPU processes")
+        if r.optim.sync_bn and not ctx.distributed:
+            self.log("note: sync_bn has no effect in a single process")
+        if ctx.distributed:
+            if r.optim.sync_bn:
+                net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                self.model = net
+            net = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.ddp = net
+        self.train_net = torch.compile(net) if r.optim.compile else net
+
+    def _setup_loader(self) -> None:
+        """This rank's sampler (balanced or shuffled) and training loader."""
+        r, ctx = self.recipe, self.ctx
+        train = self.splits.train
+        if r.data.sampler == "balanced":
+            self.sampler = BalancedSampler(balanced_weights(train.targets), len(train),
+                                           rank=ctx.rank, world_size=ctx.world_size, seed=r.seed)
+        else:
+            self.sampler = ShuffleSampler(len(train), rank=ctx.rank, world_size=ctx.world_size,
+                                          seed=r.seed)
+        self.local_batch = r.optim.batch_size // ctx.world_size
+        self.steps_per_epoch = len(self.sampler) // self.local_batch
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"the training split ({len(train)} clips) is smaller than one "
+                             f"batch of {r.optim.batch_size}")
+        self.loader = torch.utils.data.DataLoader(
+            train, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
+            num_workers=r.data.num_workers, pin_memory=self.device.type == "cuda",
+            collate_fn=_collate_train)
+
+    def _setup_optimisation(self) -> None:
+        """Adam over the trainable parameters, the learning-rate schedule and the step."""
+        r = self.recipe
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=r.optim.lr, betas=r.optim.betas,
+                                          weight_decay=r.optim.weight_decay)
+        self.scheduler = make_scheduler(self.optimizer, self.steps_per_epoch, r)
+        self.step = TrainStep(self.train_net, self.optimizer, precision=r.optim.precision,
+                              device=self.device, clip_grad_norm=r.optim.clip_grad_norm,
+                              scheduler=self.scheduler,
+                              reduce_loss=self._reduce_mean if self.ctx.distributed else None)
+
     def _write_config(self) -> None:
         if not self.ctx.is_main:
             return
-        resolved = self.recipe.replace(fbank=self.splits.fbank or self.recipe.fbank,
-                                       norm_stats="recipe")
+        resolved = self.recipe.replace(data=self.recipe.data.replace(
+            fbank=self.splits.fbank or self.recipe.data.fbank, norm_stats="recipe"))
         config = {"recipe": resolved.to_dict(), "data_paths": self.paths.to_dict(),
                   "world_size": self.ctx.world_size, "device": str(self.device),
                   "torch": torch.__version__, "python": platform.python_version(),
                   "num_classes": len(self.splits.label_set)}
         atomic_write_text(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
-        self.log(f"recipe {self.recipe.name}: model {self.recipe.model}, "
-                 f"{self.recipe.epochs} epochs of {self.steps_per_epoch} steps x "
-                 f"{self.recipe.batch_size} clips ({self.ctx.world_size} rank(s) on "
-                 f"{self.device.type}), {self.recipe.precision}; config -> "
+        r = self.recipe
+        self.log(f"recipe {r.name}: model {r.model.name}, "
+                 f"{r.optim.epochs} epochs of {self.steps_per_epoch} steps x "
+                 f"{r.optim.batch_size} clips ({self.ctx.world_size} rank(s) on "
+                 f"{self.device.type}), {r.optim.precision}; config -> "
                  f"{self.run_dir / 'config.json'}")
 
     # -- state ---------------------------------------------------------------------------------
@@ -303,13 +286,11 @@ class Trainer:
     # -- evaluation ----------------------------------------------------------------------------
 
     def _evaluate(self, model: torch.nn.Module, dataset) -> Dict[str, Dict[str, Any]]:
-        from gnn_audio.train.evaluate import EvalConfig, evaluate
-
         r = self.recipe
-        modes = r.eval_modes if r.input_kind == "logmel" else ("crop",)
-        config = EvalConfig(modes=tuple(modes), window_hop=r.window_hop,
-                            batch_size=r.eval_batch_size, num_workers=r.num_workers,
-                            precision="fp32" if r.precision == "fp16" else r.precision)
+        modes = r.eval.modes if r.input_kind == "logmel" else ("crop",)
+        config = EvalConfig(modes=tuple(modes), window_hop=r.eval.window_hop,
+                            batch_size=r.eval.batch_size, num_workers=r.data.num_workers,
+                            precision="fp32" if r.optim.precision == "fp16" else r.optim.precision)
         frames = self.splits.fbank.target_length if self.splits.fbank is not None else None
         return evaluate(model, dataset, config, self.ctx, frames=frames)
 
@@ -324,16 +305,16 @@ class Trainer:
         self.sampler.set_epoch(self.epoch)
         if hasattr(self.splits.train, "set_epoch"):  # TaggingDataset's augmentation draws
             self.splits.train.set_epoch(self.epoch)
-        frozen = bool(r.freeze_backbone_epochs) and self.epoch < r.freeze_backbone_epochs
+        frozen = self.epoch < r.model.freeze_backbone_epochs
         self.step.frozen = self.backbone if frozen else ()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         steps = 0
         start = time.perf_counter()
-        bar = self.log.bar(self.steps_per_epoch, f"epoch {self.epoch + 1}/{r.epochs}")
+        bar = self.log.bar(self.steps_per_epoch, f"epoch {self.epoch + 1}/{r.optim.epochs}")
         for x, y in self.loader:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
-            if r.channels_last and x.dim() == 4:
+            if r.optim.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             try:
                 loss = self.step(x, y)
@@ -352,18 +333,18 @@ class Trainer:
                 value = float(total / steps)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(loss=f"{value:.4f}",
-                                clips_s=f"{steps * r.batch_size / elapsed:.1f}")
+                                clips_s=f"{steps * r.optim.batch_size / elapsed:.1f}")
                 self.log.scalars({"train/loss": float(loss),
                                   "train/lr": self.optimizer.param_groups[0]["lr"]},
                                  self.global_step)
             bar.update(1)
-            if r.max_steps is not None and self.global_step >= r.max_steps:
+            if r.optim.max_steps is not None and self.global_step >= r.optim.max_steps:
                 break
         bar.close()
         elapsed = time.perf_counter() - start
         mean = float(self._reduce_mean(total / max(steps, 1)))
         return {"train_loss": mean, "steps": steps, "seconds": elapsed,
-                "clips_per_s": steps * r.batch_size / max(elapsed, 1e-9)}
+                "clips_per_s": steps * r.optim.batch_size / max(elapsed, 1e-9)}
 
     def _accumulate_average(self) -> None:
         state = {k: v.detach().to("cpu", torch.float64) for k, v in
@@ -385,23 +366,19 @@ class Trainer:
         return model
 
     def _checkpoint_extra(self, epoch: int, metrics: Dict[str, Any]) -> Dict[str, Any]:
-        extra = {"epoch": epoch, "recipe": self.recipe.name, "metrics": metrics}
-        if self.splits.fbank is not None:
-            extra["fbank"] = self.splits.fbank.to_dict()
-        return extra
+        """What a checkpoint holds besides the model's bundle (which carries the front-end)."""
+        return {"epoch": epoch, "recipe": self.recipe.name, "metrics": metrics}
 
     def fit(self) -> Dict[str, Any]:
         """Train (or resume) to the end and return the results (also in ``results.json``)."""
-        from gnn_audio.zoo.checkpoints import load_checkpoint, save_checkpoint
-
         run_start = time.perf_counter()
         self._setup()
         r = self.recipe
-        done = r.max_steps is not None and self.global_step >= r.max_steps
-        while self.epoch < r.epochs and not done:
+        done = r.optim.max_steps is not None and self.global_step >= r.optim.max_steps
+        while self.epoch < r.optim.epochs and not done:
             train = self._train_epoch()
             val = _summary(self._evaluate(self.model, self.splits.val))
-            main_mode = r.eval_modes[0] if r.input_kind == "logmel" else "crop"
+            main_mode = r.eval.modes[0] if r.input_kind == "logmel" else "crop"
             val_map = val[main_mode]["mAP"]
             lr = self.optimizer.param_groups[0]["lr"]
             entry = {"epoch": self.epoch, **train, "lr": lr, "val": val}
@@ -415,9 +392,9 @@ class Trainer:
                 if self.ctx.is_main:
                     save_checkpoint(self.model, self.run_dir / "best.pt",
                                     extra=self._checkpoint_extra(self.epoch, val))
-            if r.average_from is not None and self.epoch >= r.average_from:
+            if r.eval.average_from is not None and self.epoch >= r.eval.average_from:
                 self._accumulate_average()
-            self.log(f"epoch {self.epoch + 1}/{r.epochs}: loss {train['train_loss']:.4f}, "
+            self.log(f"epoch {self.epoch + 1}/{r.optim.epochs}: loss {train['train_loss']:.4f}, "
                      f"val " + ", ".join(f"{m} mAP {v['mAP']:.4f}" for m, v in val.items()) +
                      f", lr {lr:.2e}, {train['clips_per_s']:.1f} clips/s, "
                      f"{train['seconds']:.0f} s" + ("  (best)" if improved else ""))
@@ -425,22 +402,22 @@ class Trainer:
                               **{f"val/{m}/{k}": v[k] for m, v in val.items()
                                  for k in ("mAP", "mAUC", "lwlrap")}}, self.epoch + 1)
             self.epoch += 1
-            done = r.max_steps is not None and self.global_step >= r.max_steps
+            done = r.optim.max_steps is not None and self.global_step >= r.optim.max_steps
             self._save()
             if self.ctx.is_main:
                 atomic_write_text(self.run_dir / "history.json",
                                   json.dumps(self.history, indent=2) + "\n")
                 plot_curves(self.history, self.run_dir / "curves.png")
                 self.log.flush()
-        return self._finish(run_start, load_checkpoint, save_checkpoint)
+        return self._finish(run_start)
 
-    def _finish(self, run_start: float, load_checkpoint, save_checkpoint) -> Dict[str, Any]:
+    def _finish(self, run_start: float) -> Dict[str, Any]:
         r = self.recipe
         self._barrier()
         best = load_checkpoint(self.run_dir / "best.pt")
         self.model.load_state_dict(best["state_dict"])
         results: Dict[str, Any] = {
-            "recipe": r.name, "model": r.model, "run_dir": str(self.run_dir),
+            "recipe": r.name, "model": r.model.name, "run_dir": str(self.run_dir),
             "best_epoch": self.best["epoch"], "best_val_mAP": self.best["mAP"],
             "epochs": self.epoch, "steps": self.global_step,
             "eval": _summary(self._evaluate(self.model, self.splits.eval)),
@@ -450,7 +427,7 @@ class Trainer:
         if self.avg_count:
             averaged = self._averaged_model()
             results["averaged"] = {
-                "epochs": [r.average_from + 1, self.epoch], "count": self.avg_count,
+                "epochs": [r.eval.average_from + 1, self.epoch], "count": self.avg_count,
                 "val": _summary(self._evaluate(averaged, self.splits.val)),
                 "eval": _summary(self._evaluate(averaged, self.splits.eval))}
             if self.ctx.is_main:
@@ -474,8 +451,6 @@ class Trainer:
         return results
 
     def close(self) -> None:
-        from gnn_audio.train.distributed import cleanup
-
         self.log.close()
         cleanup()
 

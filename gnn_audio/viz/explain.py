@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from gnn_audio.data.features import pad_value
+from gnn_audio.data.windows import Windowing
 from gnn_audio.types import PathLike
 from gnn_audio.viz.figure import check_output_path, new_figure, save_figure
 from gnn_audio.viz.graph_trace import (GraphTrace, PGNGraph, PLGGraph, check_atgnn,
                                        trace_graphs)
-from gnn_audio.viz.inputs import (checkpoint_labels, crop_window, file_logmel,
-                                  label_names_of, load_checkpoint_model, model_fbank,
-                                  pad_value)
+from gnn_audio.viz.inputs import (checkpoint_labels, file_logmel, label_names_of,
+                                  load_checkpoint_model, model_fbank)
 from gnn_audio.viz.label_lookup import resolve_label
+from gnn_audio.zoo import bundle_of
 
 __all__ = ["explain", "explain_file", "select_pgn_block"]
 
@@ -119,72 +121,52 @@ def _cell_text(stride: int, frame_shift: float) -> str:
     return f"cell {stride} frames ({stride * frame_shift * 1000:.0f} ms) x {stride} mel bins"
 
 
-def explain(model: torch.nn.Module, logmel: Tensor, label: Union[str, int], path: PathLike, *,
-            stage: Optional[int] = None, block: Optional[int] = None,
-            patch: Optional[Tuple[float, float]] = None, frame_shift_ms: float = 10.0,
-            time_offset: float = 0.0, valid_frames: Optional[int] = None,
-            source: Optional[str] = None, dpi: int = 120) -> Path:
-    """Draw what an ATGNN looked at for ``label`` on one clip and write it to ``path``.
+class _Clip(NamedTuple):
+    """The log-mel ``[frames, mel]`` a picture shows and where it lies in time."""
 
-    One panel per MLG stage: the ``k`` patch nodes the label's PLG node connected to in each
-    of the stage's MLG blocks (one colour per block, triangles above the panel at their
-    times), over the log-mel; a last panel: one patch node (red) and the ``k`` key nodes it
-    connected to in a PGN block (cyan; ``r x r`` cells where keys are pooled).
+    spec: np.ndarray
+    frame_shift: float
+    time_offset: float
+    valid_frames: int
 
-    Args:
-        model: an ATGNN with MLG blocks (see :func:`~gnn_audio.viz.graph_trace.check_atgnn`).
-        logmel: the normalised log-mel the model takes, ``[frames, mel]`` (one clip).
-        label: a label name of ``model.label_names`` (or its index).
-        path: the picture file (PNG unless its extension names another format).
-        stage, block: the PGN block of the last panel, 1-based (default: the last stage,
-            its last block).
-        patch: ``(seconds, mel bin)`` of the patch node of the last panel (default: the
-            label's nearest patch node in that stage).
-        frame_shift_ms: the front-end's frame shift (time axis).
-        time_offset: seconds of the first frame in the file (for a window of a long file).
-        valid_frames: frames of real audio (the rest is padding, shown hatched).
-        source: what the clip is (a file name) for the title.
-    Returns:
-        the path written.
-    """
+
+def _checked_inputs(model: torch.nn.Module, logmel: Tensor, label: Union[str, int],
+                    path: PathLike, source: Optional[str]) -> Tuple[Path, List[str], int]:
+    """:func:`explain`'s checks before tracing: ``(output path, label names, label index)``."""
     check_atgnn(model, need_mlg=True, where=source or "")
     path = check_output_path(path)
     names = label_names_of(model)
-    li = resolve_label(label, names, getattr(model, "model_name", ""))
+    li = resolve_label(label, names, bundle_of(model).name)
     if logmel.dim() != 2:
         raise ValueError(f"logmel must be one clip [frames, mel] (got {tuple(logmel.shape)})")
-    trace = trace_graphs(model, logmel[None].to(next(model.parameters()).device))
-    pgn = select_pgn_block(trace, stage, block)
-    frame_shift = frame_shift_ms / 1000.0
-    query = _query_node(trace, pgn, li, patch, frame_shift, time_offset)
-    spec = logmel.detach().float().cpu().numpy()
-    frames, mel = spec.shape
-    valid = frames if valid_frames is None else int(valid_frames)
-    scores = torch.sigmoid(trace.logits[0].float()).cpu()
+    return path, names, li
 
-    plg_stages = sorted({g.stage for g in trace.plg})
-    rows = len(plg_stages) + 1
-    fig = new_figure((13.0, 2.35 * rows + 1.0))
-    axes = fig.subplots(rows, 1, sharex=True)
-    for ax, s in zip(axes, plg_stages):
-        graphs: List[PLGGraph] = trace.plg_of_stage(s)
-        geo = graphs[0].geometry
-        _spectrogram(ax, spec, frame_shift, time_offset, valid, f"'{names[li]}'\nmel bin")
-        for g in graphs:
-            colour = _BLOCK_COLOURS[g.block % len(_BLOCK_COLOURS)]
-            boxes = geo.boxes(g.index[0, li])
-            _draw_boxes(ax, boxes, colour, frame_shift, time_offset,
-                        label=f"MLG block {g.block + 1}" if len(graphs) > 1 else None)
-            _draw_rug(ax, boxes, colour, frame_shift, time_offset, mel * (1.04 + 0.05 * g.block))
-        k = graphs[0].index.size(-1)
-        ax.set_title(f"stage {s + 1} PLG: the {k} patch nodes label '{names[li]}' read "
-                     f"(grid {geo.grid[0]} x {geo.grid[1]}, {_cell_text(geo.stride, frame_shift)})",
-                     fontsize=9, loc="left", pad=8 + 7 * len(graphs))
-        if len(graphs) > 1:
-            ax.legend(loc="upper right", fontsize=7, framealpha=0.6, facecolor="0.3",
-                      labelcolor="white")
 
-    ax = axes[-1]
+def _draw_plg_panel(ax, graphs: List[PLGGraph], li: int, name: str, clip: _Clip) -> None:
+    """One stage's panel: the patch nodes label ``li`` read in each of its MLG blocks."""
+    spec, frame_shift, time_offset, valid = clip
+    mel = spec.shape[1]
+    geo = graphs[0].geometry
+    _spectrogram(ax, spec, frame_shift, time_offset, valid, f"'{name}'\nmel bin")
+    for g in graphs:
+        colour = _BLOCK_COLOURS[g.block % len(_BLOCK_COLOURS)]
+        boxes = geo.boxes(g.index[0, li])
+        _draw_boxes(ax, boxes, colour, frame_shift, time_offset,
+                    label=f"MLG block {g.block + 1}" if len(graphs) > 1 else None)
+        _draw_rug(ax, boxes, colour, frame_shift, time_offset, mel * (1.04 + 0.05 * g.block))
+    k = graphs[0].index.size(-1)
+    ax.set_title(f"stage {graphs[0].stage + 1} PLG: the {k} patch nodes label '{name}' read "
+                 f"(grid {geo.grid[0]} x {geo.grid[1]}, {_cell_text(geo.stride, frame_shift)})",
+                 fontsize=9, loc="left", pad=8 + 7 * len(graphs))
+    if len(graphs) > 1:
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.6, facecolor="0.3",
+                  labelcolor="white")
+
+
+def _draw_pgn_panel(ax, pgn: PGNGraph, query: int, clip: _Clip) -> None:
+    """The last panel: patch node ``query`` and the key nodes it read in block ``pgn``."""
+    spec, frame_shift, time_offset, valid = clip
+    mel = spec.shape[1]
     geo, cfg = pgn.geometry, pgn.config
     qbox = geo.boxes([query])
     qt = time_offset + (qbox[0, 0] + qbox[0, 1]) / 2 * frame_shift
@@ -207,11 +189,61 @@ def explain(model: torch.nn.Module, logmel: Tensor, label: Union[str, int], path
               labelcolor="white")
     ax.set_xlabel("time (s)", fontsize=9)
 
+
+def _headline(source: Optional[str], names: List[str], li: int, scores: Tensor) -> str:
+    """The figure title: the clip, the label's score and the three top-scoring labels."""
     top = torch.argsort(scores, descending=True)[:3].tolist()
     head = f"{source}: " if source else ""
-    fig.suptitle(f"{head}what ATGNN looked at for '{names[li]}' (score {scores[li]:.2f}; "
-                 "top: " + ", ".join(f"{names[i]} {scores[i]:.2f}" for i in top) + ")",
-                 fontsize=11)
+    return (f"{head}what ATGNN looked at for '{names[li]}' (score {scores[li]:.2f}; "
+            "top: " + ", ".join(f"{names[i]} {scores[i]:.2f}" for i in top) + ")")
+
+
+def explain(model: torch.nn.Module, logmel: Tensor, label: Union[str, int], path: PathLike, *,
+            stage: Optional[int] = None, block: Optional[int] = None,
+            patch: Optional[Tuple[float, float]] = None, frame_shift_ms: float = 10.0,
+            time_offset: float = 0.0, valid_frames: Optional[int] = None,
+            source: Optional[str] = None, dpi: int = 120) -> Path:
+    """Draw what an ATGNN looked at for ``label`` on one clip and write it to ``path``.
+
+    One panel per MLG stage: the ``k`` patch nodes the label's PLG node connected to in each
+    of the stage's MLG blocks (one colour per block, triangles above the panel at their
+    times), over the log-mel; a last panel: one patch node (red) and the ``k`` key nodes it
+    connected to in a PGN block (cyan; ``r x r`` cells where keys are pooled).
+
+    Args:
+        model: an ATGNN with MLG blocks (see :func:`~gnn_audio.viz.graph_trace.check_atgnn`).
+        logmel: the normalised log-mel the model takes, ``[frames, mel]`` (one clip).
+        label: one of the model's label names (or its index).
+        path: the picture file (PNG unless its extension names another format).
+        stage, block: the PGN block of the last panel, 1-based (default: the last stage,
+            its last block).
+        patch: ``(seconds, mel bin)`` of the patch node of the last panel (default: the
+            label's nearest patch node in that stage).
+        frame_shift_ms: the front-end's frame shift (time axis).
+        time_offset: seconds of the first frame in the file (for a window of a long file).
+        valid_frames: frames of real audio (the rest is padding, shown hatched).
+        source: what the clip is (a file name) for the title.
+    Returns:
+        the path written.
+    """
+    path, names, li = _checked_inputs(model, logmel, label, path, source)
+    trace = trace_graphs(model, logmel[None].to(next(model.parameters()).device))
+    pgn = select_pgn_block(trace, stage, block)
+    frame_shift = frame_shift_ms / 1000.0
+    query = _query_node(trace, pgn, li, patch, frame_shift, time_offset)
+    spec = logmel.detach().float().cpu().numpy()
+    valid = spec.shape[0] if valid_frames is None else int(valid_frames)
+    clip = _Clip(spec, frame_shift, time_offset, valid)
+    scores = torch.sigmoid(trace.logits[0].float()).cpu()
+
+    plg_stages = sorted({g.stage for g in trace.plg})
+    rows = len(plg_stages) + 1
+    fig = new_figure((13.0, 2.35 * rows + 1.0))
+    axes = fig.subplots(rows, 1, sharex=True)
+    for ax, s in zip(axes, plg_stages):
+        _draw_plg_panel(ax, trace.plg_of_stage(s), li, names[li], clip)
+    _draw_pgn_panel(axes[-1], pgn, query, clip)
+    fig.suptitle(_headline(source, names, li, scores), fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path, dpi)
 
@@ -244,14 +276,15 @@ def explain_file(checkpoint: PathLike, audio_path: PathLike, label: Union[str, i
     model = load_checkpoint_model(ck, device)
     check_atgnn(model, need_mlg=True, where=ck)
     fb = model_fbank(model)
-    frames = fb.target_length or model.input_size[0]
+    windowing = Windowing(bundle_of(model).frames)
     logmel = file_logmel(audio_path, fb)
     shift = fb.frame_shift_ms / 1000.0
     first = int(round(start / shift))
     if first >= logmel.size(0):
         raise ValueError(f"{os.fspath(audio_path)}: start {start} s is past the end of the file "
                          f"({logmel.size(0) * shift:.2f} s)")
-    window, valid = crop_window(logmel, first, frames, pad_value(fb))
+    window = windowing.cut(logmel, first, pad_value(fb))
+    valid = windowing.end(first, logmel.size(0)) - first
     return explain(model, window, li, out, stage=stage, block=block, patch=patch,
                    frame_shift_ms=fb.frame_shift_ms, time_offset=first * shift,
                    valid_frames=valid, source=os.path.basename(os.fspath(audio_path)), dpi=dpi)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Tuple
 
+from gnn_audio.files import atomic_open
 from gnn_audio.types import PathLike
 
 __all__ = ["new_figure", "save_figure", "check_output_path"]
@@ -40,8 +41,6 @@ def save_figure(fig, path: PathLike, dpi: int = 120) -> Path:
     partial picture. Returns the path."""
     path = check_output_path(path)
     fmt = path.suffix[1:].lower() or "png"
-    from gnn_audio.files import atomic_open
-
     with atomic_open(path) as f:
         fig.savefig(f, dpi=dpi, format=fmt)
     return path

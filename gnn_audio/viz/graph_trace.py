@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from gnn_audio.graph import KnnConfig, NeighborIndex
+from gnn_audio.models.atgnn import ATGNN
 
 __all__ = ["GridGeometry", "PLGGraph", "PGNGraph", "GraphTrace", "trace_graphs",
            "check_atgnn"]
@@ -36,10 +37,8 @@ __all__ = ["GridGeometry", "PLGGraph", "PGNGraph", "GraphTrace", "trace_graphs",
 def check_atgnn(model: torch.nn.Module, need_mlg: bool = True, where: str = "") -> None:
     """Raise a one-line ``ValueError`` unless ``model`` is an ATGNN (with MLG blocks when
     ``need_mlg``): only ATGNN builds the graphs traced here."""
-    from gnn_audio.models.atgnn import ATGNN
-
     prefix = f"{where}: " if where else ""
-    name = getattr(model, "model_name", None) or type(model).__name__
+    name = getattr(getattr(model, "bundle", None), "name", None) or type(model).__name__
     if not isinstance(model, ATGNN):
         raise ValueError(f"{prefix}{name} is not an ATGNN model: only ATGNN builds patch and "
                          "label graphs to show")
@@ -184,6 +183,94 @@ def _stage_strides(model: torch.nn.Module) -> List[int]:
     return [model.stride * (2 ** s if model.arch == "pyramid" else 1) for s in range(n)]
 
 
+def _pgn_blocks(model: torch.nn.Module) -> Tuple[dict, dict]:
+    """``(stage_of, block_of)``: 0-based stage and block of every PGN block's graph module."""
+    stage_of, block_of = {}, {}
+    stage, count = 0, 0
+    for i, module in enumerate(model.backbone):
+        while stage < len(model.stage_ends) - 1 and i > model.stage_ends[stage]:
+            stage, count = stage + 1, 0
+        if hasattr(module, "__getitem__") and hasattr(module[0], "graph"):
+            stage_of[module[0].graph], block_of[module[0].graph] = stage, count
+            count += 1
+    return stage_of, block_of
+
+
+def _eval_forward(model: torch.nn.Module, x: Tensor) -> Tensor:
+    """``model(x)`` in eval mode; the model's train / eval mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        return model(x)
+    finally:
+        model.train(was_training)
+
+
+class _Recorder:
+    """The hooks of :func:`trace_graphs` and what they record during one forward pass."""
+
+    def __init__(self, batch: int, num_stages: int, keep_features: bool) -> None:
+        self.batch = batch
+        self.keep_features = keep_features
+        self.grids: List[Optional[Tuple[int, int]]] = [None] * num_stages
+        self.pgn: list = []
+        self.plg: list = []
+        self.hooks: list = []
+
+    def attach(self, model: torch.nn.Module, graph_modules) -> None:
+        """Hook every PGN graph module, every stage's last module and every PLG layer."""
+        for graph_module in graph_modules:
+            self.hooks.append(graph_module.register_forward_hook(self.on_grid))
+        for s, end in enumerate(model.stage_ends):
+            self.hooks.append(model.backbone[end].register_forward_hook(self.on_stage_end(s)))
+        if model.mlg:
+            for s, blocks in enumerate(model.mlg_stages):
+                for j, block in enumerate(blocks):
+                    self.hooks.append(block.plg.register_forward_pre_hook(self.on_plg(s, j),
+                                                                          with_kwargs=True))
+
+    def detach(self) -> None:
+        """Remove every hook :meth:`attach` registered."""
+        for h in self.hooks:
+            h.remove()
+
+    def on_grid(self, graph_module, inputs, output) -> None:
+        """Forward hook of a :class:`~gnn_audio.graph.GridKnnGraph`: records its graph."""
+        feats = inputs[0]
+        nodes, keys, graph = output
+        h, w = feats.shape[-2:]
+        self.pgn.append((graph_module, (h, w), graph, keys.size(0) // self.batch,
+                         feats.detach().clone() if self.keep_features else None))
+
+    def on_stage_end(self, s: int):
+        """Forward hook recording the feature-map size of stage ``s``."""
+        def hook(module, inputs, output):
+            self.grids[s] = (output.size(2), output.size(3))
+        return hook
+
+    def on_plg(self, stage_index: int, block_index: int):
+        """Forward pre-hook of a PLG layer: builds its graph, records it and passes it in."""
+        b = self.batch
+
+        def hook(module, args, kwargs):
+            bound = inspect.signature(module.forward).bind(*args, **kwargs)
+            bound.apply_defaults()
+            a = bound.arguments
+            x_patch, x_label = a["x"]
+            graph = a["edge_index"]
+            if graph is None:
+                graph = module.build_graph((x_patch, x_label), a["batch"], a["batch_size"])
+                a["edge_index"] = graph
+            if not isinstance(graph, NeighborIndex):
+                raise ValueError("tracing needs equally sized clips (a NeighborIndex graph)")
+            feats = None
+            if self.keep_features:
+                feats = (x_patch.detach().reshape(b, -1, x_patch.size(-1)).clone(),
+                         x_label.detach().reshape(b, -1, x_label.size(-1)).clone())
+            self.plg.append((stage_index, block_index, graph, x_patch.size(0) // b, feats))
+            return bound.args, bound.kwargs
+        return hook
+
 @torch.no_grad()
 def trace_graphs(model: torch.nn.Module, x: Tensor, keep_features: bool = False
                  ) -> GraphTrace:
@@ -205,79 +292,23 @@ def trace_graphs(model: torch.nn.Module, x: Tensor, keep_features: bool = False
     b = x.size(0)
     input_size = (x.size(-2), x.size(-1)) if x.dim() == 3 else (x.size(-1), x.size(-2))
     strides = _stage_strides(model)
-    stage_of, block_of = {}, {}
-    stage, count = 0, 0
-    for i, module in enumerate(model.backbone):
-        while stage < len(model.stage_ends) - 1 and i > model.stage_ends[stage]:
-            stage, count = stage + 1, 0
-        if hasattr(module, "__getitem__") and hasattr(module[0], "graph"):
-            stage_of[module[0].graph], block_of[module[0].graph] = stage, count
-            count += 1
-
-    grids: List[Optional[Tuple[int, int]]] = [None] * len(model.stage_ends)
-    raw_pgn: list = []
-    raw_plg: list = []
-    hooks = []
-
-    def on_grid(graph_module, inputs, output):
-        feats = inputs[0]
-        nodes, keys, graph = output
-        h, w = feats.shape[-2:]
-        raw_pgn.append((graph_module, (h, w), graph, keys.size(0) // b,
-                        feats.detach().clone() if keep_features else None))
-
-    def on_stage_end(s):
-        def hook(module, inputs, output):
-            grids[s] = (output.size(2), output.size(3))
-        return hook
-
-    def on_plg(stage_index, block_index):
-        def hook(module, args, kwargs):
-            bound = inspect.signature(module.forward).bind(*args, **kwargs)
-            bound.apply_defaults()
-            a = bound.arguments
-            x_patch, x_label = a["x"]
-            graph = a["edge_index"]
-            if graph is None:
-                graph = module.build_graph((x_patch, x_label), a["batch"], a["batch_size"])
-                a["edge_index"] = graph
-            if not isinstance(graph, NeighborIndex):
-                raise ValueError("tracing needs equally sized clips (a NeighborIndex graph)")
-            feats = None
-            if keep_features:
-                feats = (x_patch.detach().reshape(b, -1, x_patch.size(-1)).clone(),
-                         x_label.detach().reshape(b, -1, x_label.size(-1)).clone())
-            raw_plg.append((stage_index, block_index, graph, x_patch.size(0) // b, feats))
-            return bound.args, bound.kwargs
-        return hook
-
+    stage_of, block_of = _pgn_blocks(model)
+    recorder = _Recorder(b, len(model.stage_ends), keep_features)
     try:
-        for graph_module in stage_of:
-            hooks.append(graph_module.register_forward_hook(on_grid))
-        for s, end in enumerate(model.stage_ends):
-            hooks.append(model.backbone[end].register_forward_hook(on_stage_end(s)))
-        if model.mlg:
-            for s, blocks in enumerate(model.mlg_stages):
-                for j, block in enumerate(blocks):
-                    hooks.append(block.plg.register_forward_pre_hook(on_plg(s, j),
-                                                                     with_kwargs=True))
-        was_training = model.training
-        model.eval()
-        try:
-            logits = model(x)
-        finally:
-            model.train(was_training)
+        recorder.attach(model, stage_of)
+        logits = _eval_forward(model, x)
     finally:
-        for h in hooks:
-            h.remove()
+        recorder.detach()
 
-    stages = [GridGeometry(tuple(g), strides[s], input_size) for s, g in enumerate(grids)]
+    stages = [GridGeometry(tuple(g), strides[s], input_size)
+              for s, g in enumerate(recorder.grids)]
     pgn = []
-    for graph_module, grid, graph, per_clip_keys, feats in raw_pgn:
+    for graph_module, grid, graph, per_clip_keys, feats in recorder.pgn:
         s = stage_of[graph_module]
         geometry = GridGeometry(tuple(grid), strides[s], input_size)
         pgn.append(PGNGraph(s, block_of[graph_module], geometry, graph_module.config,
                             _local(graph.index, b, per_clip_keys), feats))
     plg = [PLGGraph(s, j, stages[s], _local(graph.index, b, per_clip), feats)
-           for s, j, graph, per_clip, feats in raw_plg]
+           for s, j, graph, per_clip, feats in recorder.plg]
     return GraphTrace(logits.detach(), plg, pgn, stages)
+

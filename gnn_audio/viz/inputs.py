@@ -3,17 +3,19 @@ weights are loaded) and an audio file's log-mel as that model's front-end comput
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import torch
 from torch import Tensor
 
 from gnn_audio.data.audio import load_audio
-from gnn_audio.data.features import FbankConfig, fbank, pad_value
+from gnn_audio.data.features import FbankConfig, fbank
+from gnn_audio.labels.label_sets import display_names
 from gnn_audio.types import PathLike
+from gnn_audio.zoo import bundle_of, get_model_config, is_model, load_checkpoint, load_model
 
 __all__ = ["checkpoint_labels", "load_checkpoint_model", "label_names_of", "model_fbank",
-           "file_logmel", "crop_window", "pad_value"]
+           "file_logmel"]
 
 
 def checkpoint_labels(checkpoint: PathLike, family: Optional[str] = None) -> List[str]:
@@ -21,8 +23,6 @@ def checkpoint_labels(checkpoint: PathLike, family: Optional[str] = None) -> Lis
     model is built. With ``family`` (e.g. ``"atgnn"``) a checkpoint of another model family is
     refused with one line naming the file. Missing or unreadable files raise as
     :func:`gnn_audio.zoo.load_checkpoint` does (one line naming the file)."""
-    from gnn_audio.zoo import get_model_config, is_model, load_checkpoint
-
     path = os.fspath(checkpoint)
     ckpt = load_checkpoint(path)
     name = ckpt["model_name"]
@@ -31,32 +31,26 @@ def checkpoint_labels(checkpoint: PathLike, family: Optional[str] = None) -> Lis
         if found != family:
             raise ValueError(f"{path}: holds a {name} model (family {found}); this needs an "
                              f"{family} checkpoint")
-    return list(ckpt["label_names"] or [f"class_{i}" for i in range(ckpt["num_classes"])])
+    return list(display_names(ckpt["label_names"], ckpt["num_classes"]))
 
 
 def load_checkpoint_model(checkpoint: PathLike,
                           device: Union[str, torch.device] = "cpu") -> torch.nn.Module:
     """The model of a gnn_audio checkpoint (:func:`gnn_audio.zoo.load_model`: entry point,
     weights, label names and front-end from the file), in eval mode on ``device``."""
-    from gnn_audio.zoo import load_model
-
     return load_model(os.fspath(checkpoint)).to(device).eval()
 
 
 def label_names_of(model: torch.nn.Module) -> List[str]:
-    """``model.label_names``, or ``class_<i>`` for a model without names."""
-    names = getattr(model, "label_names", None)
-    return list(names) if names else [f"class_{i}" for i in range(model.num_classes)]
+    """The display names of a zoo model's classes (``class_<i>`` for a model without
+    names)."""
+    return list(bundle_of(model).names)
 
 
 def model_fbank(model: torch.nn.Module) -> FbankConfig:
-    """The log-mel front-end a zoo model was trained with (``model.model_config.fbank``)."""
-    config = getattr(model, "model_config", None)
-    fb = getattr(config, "fbank", None)
-    if fb is None:
-        name = getattr(model, "model_name", type(model).__name__)
-        raise ValueError(f"{name} has no log-mel front-end (model_config.fbank)")
-    return fb
+    """The log-mel front-end a zoo model was trained with (``model.bundle.fbank``)."""
+    bundle = bundle_of(model)
+    return bundle.require_logmel(bundle.name).fbank
 
 
 def file_logmel(path: PathLike, config: FbankConfig) -> Tensor:
@@ -65,14 +59,3 @@ def file_logmel(path: PathLike, config: FbankConfig) -> Tensor:
     :class:`~gnn_audio.data.audio.AudioError` (one line naming the file)."""
     wav = load_audio(path, sample_rate=config.sample_rate)
     return fbank(wav, config.replace(target_length=None))
-
-
-def crop_window(logmel: Tensor, start: int, frames: int, value: float) -> Tuple[Tensor, int]:
-    """``logmel[start:start + frames]`` padded with ``value`` to ``frames`` rows, and how many
-    of them are real frames."""
-    window = logmel[start:start + frames]
-    valid = window.size(0)
-    if valid < frames:
-        pad = window.new_full((frames - valid, logmel.size(1)), value)
-        window = torch.cat([window, pad], 0)
-    return window, valid

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gnn_audio.data.readers import read_fsd50k
+from gnn_audio.labels import cooccurrence_adjacency, plot_label_graph
 from gnn_audio.types import PathLike
 from gnn_audio.viz.figure import check_output_path, new_figure, save_figure
 from gnn_audio.viz.graph_trace import check_atgnn
@@ -97,8 +99,6 @@ def _circle(ax, adjacency: Tensor, names: Sequence[str], top_k: int, title: str,
     """One label graph drawn by :func:`gnn_audio.labels.plot_label_graph` (its positive
     off-diagonal weights), placed as an image in ``ax``."""
     from matplotlib.image import imread
-
-    from gnn_audio.labels import plot_label_graph
 
     a = torch.as_tensor(adjacency, dtype=torch.float32).clamp(min=0).clone()
     a.fill_diagonal_(0.0)
@@ -194,8 +194,6 @@ def _train_targets(source, names: Sequence[str]) -> np.ndarray:
     """Multi-hot training targets ``[N, S]`` in the order of ``names``: an array as given,
     or the ``train`` split of an FSD50K-layout folder (its vocabulary must hold ``names``)."""
     if isinstance(source, (str, os.PathLike)):
-        from gnn_audio.data.readers import read_fsd50k
-
         clips = read_fsd50k(source, "train")
         vocab = list(clips.label_set.names)
         missing = [n for n in names if n not in vocab]
@@ -217,8 +215,6 @@ def label_graphs_file(checkpoint: PathLike, train_targets, out_png: PathLike, *,
     :func:`gnn_audio.labels.cooccurrence_adjacency` (``tau``, ``p``, ``scheme``) of
     ``train_targets`` (an ``[N, S]`` multi-hot array in the checkpoint's label order, or an
     FSD50K-layout folder whose ``train`` split is read)."""
-    from gnn_audio.labels import cooccurrence_adjacency
-
     out = check_output_path(out_png)
     model = load_checkpoint_model(checkpoint)
     check_atgnn(model, need_mlg=True, where=os.fspath(checkpoint))

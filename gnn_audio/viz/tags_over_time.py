@@ -3,8 +3,8 @@ same time axis, the per-window scores of the strongest labels as a heat map (lab
 
 :func:`plot_tags_over_time` takes the spectrogram, the windows' times and their scores from
 anywhere (a sliding-window tagger's output); :func:`window_scores` computes them with a
-model the way evaluation windows clips (:func:`gnn_audio.train.evaluate.window_starts`),
-and :func:`tags_over_time_file` does both for a file and a checkpoint.
+model the way evaluation windows and scores clips (:mod:`gnn_audio.data.windows`,
+:mod:`gnn_audio.scoring`), and :func:`tags_over_time_file` does both for a file and a checkpoint.
 """
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gnn_audio.data.features import pad_value
+from gnn_audio.data.windows import Windowing
+from gnn_audio.scoring import WindowScorer
 from gnn_audio.types import PathLike
 from gnn_audio.viz.figure import check_output_path, new_figure, save_figure
-from gnn_audio.viz.inputs import (crop_window, file_logmel, label_names_of,
-                                  load_checkpoint_model, model_fbank, pad_value)
+from gnn_audio.viz.inputs import file_logmel, label_names_of, load_checkpoint_model, model_fbank
+from gnn_audio.zoo import bundle_of
 from gnn_audio.viz.label_lookup import resolve_label
 
 __all__ = ["window_scores", "plot_tags_over_time", "tags_over_time_file"]
@@ -38,44 +41,34 @@ def _array(x, name: str, dims: int) -> np.ndarray:
     return a
 
 
-@torch.no_grad()
 def window_scores(model: torch.nn.Module, logmel: Tensor, *, window_hop: float = 0.5,
                   batch_size: int = 8, frames: Optional[int] = None
                   ) -> Tuple[np.ndarray, np.ndarray]:
     """Scores of windows of a recording's normalised log-mel ``[T, mel]``.
 
-    Windows of ``frames`` frames (default: the model's ``fbank.target_length``) start every
-    ``window_hop * frames`` frames, the last one aligned to the end
-    (:func:`~gnn_audio.train.evaluate.window_starts`); a recording shorter than a window
-    gives one window padded as training padded clips. Returns ``(window_times [W, 2]`` start
-    and end seconds of the real frames, ``scores [W, S])`` (sigmoid of the logits).
+    Windows of ``frames`` frames (default: the model's input length) start every
+    ``window_hop * frames`` frames, the last one aligned to the end, and are scored by the
+    evaluation's scorer (:class:`~gnn_audio.data.windows.Windowing`,
+    :class:`~gnn_audio.scoring.WindowScorer`); a recording shorter than a window gives one
+    window padded as training padded clips. Returns ``(window_times [W, 2]`` start and end
+    seconds of the real frames, ``scores [W, S])`` (sigmoid of the logits).
     """
-    from gnn_audio.train.evaluate import window_starts
-
+    bundle = bundle_of(model)
     fb = model_fbank(model)
-    frames = int(frames or fb.target_length or model.input_size[0])
-    if not 0.0 < window_hop <= 1.0:
-        raise ValueError(f"window_hop must be in (0, 1] (got {window_hop})")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
-    starts = window_starts(logmel.size(0), frames, window_hop)
-    device = next(model.parameters()).device
+    windowing = Windowing.from_fraction(int(frames or bundle.frames), window_hop)
+    starts, windows = windowing.windows(logmel, pad_value(fb))
+    scorer = WindowScorer(model, batch_size)
     was_training = model.training
     model.eval()
-    scores, times = [], []
     try:
-        for i in range(0, len(starts), batch_size):
-            batch, valid = [], []
-            for s in starts[i:i + batch_size]:
-                w, n = crop_window(logmel, s, frames, pad_value(fb))
-                batch.append(w)
-                valid.append(n)
-                times.append((s, s + n))
-            scores.append(torch.sigmoid(model(torch.stack(batch).to(device)).float()).cpu())
+        scorer.add(0, windows)
+        scorer.close(0)
+        scorer.flush()
+        (_, scores), = scorer.ready()
     finally:
         model.train(was_training)
-    shift = fb.frame_shift_ms / 1000.0
-    return np.asarray(times, dtype=np.float64) * shift, torch.cat(scores).numpy()
+    times = [(s, windowing.end(s, logmel.size(0))) for s in starts]
+    return np.asarray(times, dtype=np.float64) * (fb.frame_shift_ms / 1000.0), scores
 
 
 def _edges(window_times: np.ndarray) -> np.ndarray:

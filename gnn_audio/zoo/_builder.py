@@ -1,16 +1,19 @@
-"""``build_model``: the one builder every entry point calls (model + config + label names and
-ids + architecture record + checkpoint)."""
+"""``build_model``: the one builder every entry point calls: the model, its bundle (config with
+the front-end, label names and ids, build and architecture arguments) and its checkpoint."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from gnn_audio.data.features import FbankConfig
 from gnn_audio.labels import LABEL_SETS, load_label_set
 from gnn_audio.types import PathLike
-from gnn_audio.zoo._registry import get_model_config
-from gnn_audio.zoo.checkpoints import load_pretrained, to_plain
+from gnn_audio.zoo._registry import ModelConfig, get_model_config
+from gnn_audio.zoo.bundle import ModelBundle
+from gnn_audio.zoo.checkpoints import (loaded_labels, load_checkpoint, load_weights,
+                                       to_plain)
 
 __all__ = ["build_model", "resolve_arch"]
 
@@ -72,33 +75,25 @@ def resolve_arch(model_cls: type, arch_args: Sequence[str],
     return out
 
 
-def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_classes: int,
-                label_names: Optional[Sequence[str]] = None,
-                defaults: Optional[Dict[str, Any]] = None, *,
-                label_ids: Optional[Sequence[str]] = None, **kwargs: Any) -> torch.nn.Module:
-    """Build ``model_cls(num_classes, **defaults, **kwargs)`` for the registered entry
-    ``name`` and attach:
+def _front_end(config: ModelConfig, fbank: Any) -> Optional[FbankConfig]:
+    """``fbank`` (a config or its dict) for the entry ``config``; ``None``: the entry's own."""
+    if fbank is None:
+        return None
+    if config.input != "logmel":
+        raise ValueError(f"{config.name} reads {config.input} input: it has no audio front-end "
+                         "(fbank)")
+    if isinstance(fbank, dict):
+        fbank = FbankConfig(**fbank)
+    if not isinstance(fbank, FbankConfig):
+        raise TypeError(f"fbank must be a FbankConfig or its dict, got {type(fbank).__name__}")
+    return fbank
 
-    * ``model_name``: ``name``, always (an entry point never renames a model);
-    * ``build_kwargs``: ``num_classes`` and the caller's ``kwargs`` as plain values (config
-      dataclasses as dicts), so ``create_model(name, **build_kwargs)`` rebuilds the model;
-      data arguments (tensors, arrays: e.g. AT-GCN's adjacency) are left out (they live in
-      buffers);
-    * ``arch_kwargs``: the values of the entry's ``ModelConfig.arch_args``;
-    * ``model_config``, ``label_names`` and ``label_ids`` (the classes' AudioSet MIDs /
-      dataset ids, or ``None``: what fine-tuning matches label sets by, see
-      :mod:`gnn_audio.train.finetune`).
 
-    ``defaults`` are the entry point's own constructor values (e.g. the channel widths of a
-    variant); ``kwargs`` override them. Without ``label_names`` and ``label_ids``, both default
-    to the FSD50K (200) or AudioSet (527) class list when ``num_classes`` matches one, else to
-    ``None``. ``label_ids`` given alone take their names from the shipped class lists (where
-    every id is in one, else the names stay ``None``); ``label_names`` given alone have no ids.
-    ``pretrained`` (a gnn_audio checkpoint path) is loaded if given.
-    """
-    config = get_model_config(name)
-    ctor_kwargs = {**(defaults or {}), **kwargs}
-    model = model_cls(num_classes=num_classes, **ctor_kwargs)
+def _labels(config: ModelConfig, num_classes: int, label_names: Optional[Sequence[str]],
+            label_ids: Optional[Sequence[str]]
+            ) -> Tuple[Optional[str], Optional[List[str]], Optional[List[str]]]:
+    """``(shipped label set, names, ids)`` of a model of ``num_classes`` classes (see
+    :func:`build_model`)."""
     label_set = _default_label_set(num_classes, config.label_set)
     if label_ids is not None:
         label_ids = _check_label_ids(label_ids, num_classes)
@@ -108,25 +103,69 @@ def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_
             label_names = (list(load_label_set(label_set).names) if label_set is not None
                            else _names_for_ids(label_ids))
     if label_names is not None:
-        if len(label_names) != num_classes:
+        if isinstance(label_names, str) or len(label_names) != num_classes:
             raise ValueError(f"{len(label_names)} label names for {num_classes} classes")
         if label_ids is None:
             label_set = None
     elif label_set is not None:
-        label_names = load_label_set(label_set).names
+        label_names = list(load_label_set(label_set).names)
         label_ids = list(load_label_set(label_set).mids)
+    return (label_set, list(label_names) if label_names is not None else None,
+            list(label_ids) if label_ids is not None else None)
+
+
+def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_classes: int,
+                label_names: Optional[Sequence[str]] = None,
+                defaults: Optional[Dict[str, Any]] = None, *,
+                label_ids: Optional[Sequence[str]] = None, fbank: Any = None,
+                **kwargs: Any) -> torch.nn.Module:
+    """Build ``model_cls(num_classes, **defaults, **kwargs)`` for the registered entry
+    ``name`` and give it its :class:`~gnn_audio.zoo.bundle.ModelBundle` (``model.bundle``),
+    set once here:
+
+    * ``name``: the entry, always (an entry point never renames a model);
+    * ``build_kwargs``: ``num_classes``, ``fbank`` (when given) and the caller's ``kwargs``
+      as plain values (config dataclasses as dicts), so ``create_model(name,
+      **build_kwargs)`` rebuilds the model; data arguments (tensors, arrays: e.g. AT-GCN's
+      adjacency) are left out (they live in buffers);
+    * ``arch``: the values of the entry's ``ModelConfig.arch_args``;
+    * ``config``: the entry's config with ``num_classes``, the shipped label set it uses,
+      and ``fbank`` (the audio front-end the model is trained and used with; default the
+      entry's own) with the ``input_size`` and ``sample_rate`` it gives;
+    * ``label_names`` and ``label_ids`` (the classes' AudioSet MIDs / data-set ids).
+
+    ``defaults`` are the entry point's own constructor values (e.g. the channel widths of a
+    variant); ``kwargs`` override them. Without ``label_names`` and ``label_ids``, both default
+    to the FSD50K (200) or AudioSet (527) class list when ``num_classes`` matches one, else to
+    ``None``. ``label_ids`` given alone take their names from the shipped class lists (where
+    every id is in one, else the names stay ``None``); ``label_names`` given alone have no ids.
+    ``pretrained`` (a gnn_audio checkpoint path) is loaded if given: its label names, ids and
+    front-end are the model's (unless ``fbank`` is passed).
+    """
+    config = get_model_config(name)
+    ckpt = load_checkpoint(pretrained) if pretrained is not None else None
+    if fbank is None and ckpt is not None:
+        fbank = ckpt["build_kwargs"].get("fbank")
+    front_end = _front_end(config, fbank)
+    ctor_kwargs = {**(defaults or {}), **kwargs}
+    model = model_cls(num_classes=num_classes, **ctor_kwargs)
+    label_set, names, ids = _labels(config, num_classes, label_names, label_ids)
+    if ckpt is not None and ckpt["num_classes"] == num_classes:  # else load_weights says so
+        names, ids = loaded_labels(ckpt, names, ids)
     build_kwargs: Dict[str, Any] = {"num_classes": num_classes}
+    if front_end is not None:
+        build_kwargs["fbank"] = to_plain(front_end)
     for key, value in kwargs.items():
         try:
             build_kwargs[key] = to_plain(value)
         except TypeError:
             continue  # data, not configuration
-    model.model_name = name
-    model.build_kwargs = build_kwargs
-    model.arch_kwargs = resolve_arch(model_cls, config.arch_args, ctor_kwargs)
-    model.model_config = config.replace(num_classes=num_classes, label_set=label_set)
-    model.label_names = list(label_names) if label_names is not None else None
-    model.label_ids = list(label_ids) if label_ids is not None else None
-    if pretrained is not None:
-        load_pretrained(model, pretrained)
+    model_config = config.replace(num_classes=num_classes, label_set=label_set)
+    if front_end is not None:
+        model_config = model_config.with_fbank(front_end)
+    model.bundle = ModelBundle(name=name, config=model_config, build_kwargs=build_kwargs,
+                               arch=resolve_arch(model_cls, config.arch_args, ctor_kwargs),
+                               label_names=names, label_ids=ids)
+    if ckpt is not None:
+        load_weights(model, ckpt, pretrained)
     return model

@@ -7,6 +7,7 @@ import torch
 
 from gnn_audio.types import PathLike
 from gnn_audio.zoo._registry import model_entrypoint
+from gnn_audio.zoo.checkpoints import load_checkpoint
 
 __all__ = ["create_model", "load_model"]
 
@@ -24,19 +25,8 @@ def create_model(name: str, pretrained: Optional[PathLike] = None,
 
 def load_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
     """Rebuild the model a gnn_audio checkpoint was saved from and load its weights: the
-    entry point and its arguments come from the checkpoint (``kwargs`` override them), and
-    a front-end stored by the trainer (``extra["fbank"]``) becomes ``model.model_config.fbank``
-    so that features are computed as in training."""
-    from gnn_audio.data.features import FbankConfig
-    from gnn_audio.zoo.checkpoints import load_checkpoint
-
+    entry point and its arguments, the front-end and the labels come from the checkpoint's
+    bundle (``kwargs`` override the build arguments)."""
     ckpt = load_checkpoint(path)
-    model = create_model(ckpt["model_name"], pretrained=path,
-                         **{**ckpt["build_kwargs"], **kwargs})
-    fbank = (ckpt.get("extra") or {}).get("fbank")
-    if fbank and getattr(model.model_config, "fbank", None) is not None:
-        fb = FbankConfig(**fbank)
-        model.model_config = model.model_config.replace(
-            fbank=fb, sample_rate=fb.sample_rate,
-            input_size=(fb.target_length or model.model_config.input_size[0], fb.num_mel_bins))
-    return model
+    return create_model(ckpt["model_name"], pretrained=path,
+                        **{**ckpt["build_kwargs"], **kwargs})

@@ -1,5 +1,7 @@
 """The model registry, timm style: entry points register themselves with a
-:class:`ModelConfig`; :func:`list_models` filters names with wildcards.
+:class:`ModelConfig` and the hooks that make them a zoo entry (:class:`ZooEntry`: how a
+training run prepares the model's arguments from its data, how old checkpoints' arguments
+are read); :func:`list_models` filters names with wildcards.
 
 This module imports nothing from the rest of :mod:`gnn_audio.zoo`: the entry points
 (:mod:`gnn_audio.zoo.atgnn`, :mod:`gnn_audio.zoo.baselines`) import it and register on import
@@ -15,8 +17,8 @@ import torch
 
 from gnn_audio.data.features import FbankConfig
 
-__all__ = ["ModelConfig", "register_model", "list_models", "is_model", "get_model_config",
-           "model_entrypoint"]
+__all__ = ["ModelConfig", "ZooEntry", "register_model", "unregister_model", "list_models",
+           "is_model", "get_entry", "get_model_config", "model_entrypoint"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class ModelConfig:
     arguments that define the architecture (the parameter layout): a checkpoint loads only
     into a model whose values of these arguments are the checkpoint's. ``paper`` holds the
     published figures (``params_m``, ``gflops``, ``map_fsd50k``, ``map_audioset``) for
-    reference; ``recipe`` the published training settings where the source gives them.
+    reference.
     """
 
     name: str
@@ -43,8 +45,6 @@ class ModelConfig:
     k: Optional[int] = None
     reference_params: Optional[int] = None
     paper: Dict[str, float] = field(default_factory=dict)
-    recipe: Dict[str, Any] = field(default_factory=dict)
-    description: str = ""
 
     def __post_init__(self) -> None:
         if self.input not in ("logmel", "embedding"):
@@ -58,42 +58,92 @@ class ModelConfig:
     def replace(self, **changes: Any) -> "ModelConfig":
         return replace(self, **changes)
 
+    def with_fbank(self, fbank: FbankConfig) -> "ModelConfig":
+        """This config for a log-mel model trained with the front-end ``fbank``: its
+        ``sample_rate`` and ``input_size`` (``target_length`` frames, or the entry's when
+        ``None``, by ``num_mel_bins``) follow it."""
+        if self.input != "logmel":
+            raise ValueError(f"{self.name} reads {self.input} input, which has no audio "
+                             "front-end (fbank)")
+        return replace(self, fbank=fbank, sample_rate=fbank.sample_rate,
+                       input_size=(fbank.target_length or self.input_size[0],
+                                   fbank.num_mel_bins))
 
-_entrypoints: Dict[str, Callable[..., torch.nn.Module]] = {}
-_configs: Dict[str, ModelConfig] = {}
+
+def _no_kwargs(data: Any, recipe: Any, log: Callable[[str], None]) -> Dict[str, Any]:
+    return {}
 
 
-def register_model(config: ModelConfig) -> Callable:
-    """Decorator: registers ``fn`` under ``config.name`` (which must be ``fn.__name__``)."""
+@dataclass(frozen=True)
+class ZooEntry:
+    """A registered model: its entry point, its :class:`ModelConfig` and its hooks.
+
+    Args:
+        fn: the entry point (``fn(pretrained=None, num_classes=..., **kwargs)``).
+        config: what tools know about the entry without building it.
+        prepare_kwargs: ``prepare_kwargs(data, recipe, log) -> kwargs``: the entry-point
+            arguments a training run derives from its data (``data.label_set``,
+            ``data.train_targets``, ``data.fbank``) and recipe, e.g. the input size from the
+            front-end or AT-GCN's label graph from the training targets; ``log`` takes one
+            line for the run log. The recipe's own ``model.kwargs`` override them.
+        upgrade_v1_kwargs: ``kwargs -> kwargs``: the build arguments of a format-1
+            checkpoint of this entry in today's form (``None``: unchanged).
+    """
+
+    fn: Callable[..., torch.nn.Module]
+    config: ModelConfig
+    prepare_kwargs: Callable[..., Dict[str, Any]] = _no_kwargs
+    upgrade_v1_kwargs: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+
+
+_entries: Dict[str, ZooEntry] = {}
+
+
+def register_model(config: ModelConfig, *,
+                   prepare_kwargs: Optional[Callable[..., Dict[str, Any]]] = None,
+                   upgrade_v1_kwargs: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+                   ) -> Callable:
+    """Decorator: registers ``fn`` under ``config.name`` (which must be ``fn.__name__``) with
+    its hooks (see :class:`ZooEntry`)."""
     def wrap(fn: Callable[..., torch.nn.Module]) -> Callable[..., torch.nn.Module]:
         if fn.__name__ != config.name:
             raise ValueError(f"entry point {fn.__name__} registered as {config.name}")
-        if config.name in _entrypoints:
+        if config.name in _entries:
             raise ValueError(f"model {config.name!r} is already registered")
-        _entrypoints[config.name] = fn
-        _configs[config.name] = config
+        _entries[config.name] = ZooEntry(fn, config, prepare_kwargs or _no_kwargs,
+                                         upgrade_v1_kwargs)
         fn.model_config = config
         return fn
     return wrap
 
 
+def unregister_model(name: str) -> None:
+    """Remove a registered entry (for tests that register a model of their own)."""
+    get_entry(name)
+    del _entries[name]
+
+
 def list_models(pattern: str = "*", family: Optional[str] = None) -> List[str]:
     """Sorted registered names matching the shell-style ``pattern`` (``"atgnn_pyr_*"``)."""
-    return sorted(n for n, c in _configs.items()
-                  if fnmatch.fnmatch(n, pattern) and (family is None or c.family == family))
+    return sorted(n for n, e in _entries.items() if fnmatch.fnmatch(n, pattern)
+                  and (family is None or e.config.family == family))
 
 
 def is_model(name: str) -> bool:
-    return name in _entrypoints
+    return name in _entries
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The :class:`ZooEntry` registered as ``name``; ``ValueError`` naming the models."""
+    if name not in _entries:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _entries[name]
 
 
 def get_model_config(name: str) -> ModelConfig:
-    if name not in _configs:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _configs[name]
+    return get_entry(name).config
 
 
 def model_entrypoint(name: str) -> Callable[..., torch.nn.Module]:
     """The entry point function registered as ``name``."""
-    get_model_config(name)
-    return _entrypoints[name]
+    return get_entry(name).fn

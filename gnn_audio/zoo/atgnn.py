@@ -5,7 +5,7 @@ The "-MLG" models (patch head only) are entries of their own (``atgnn_pyr_s_noml
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from gnn_audio.models.atgnn import ATGNN
 from gnn_audio.types import PathLike
@@ -50,13 +50,50 @@ _ARCHS = {
 _ARCH_ARGS = ("arch", "channels", "blocks", "mlg", "mlg_blocks", "head_hidden", "input_size")
 
 
-def _config(base: str, mlg: bool, description: str) -> ModelConfig:
+def _config(base: str, mlg: bool) -> ModelConfig:
     name = base if mlg else f"{base}_nomlg"
     return ModelConfig(name=name, family="atgnn", k=9, paper=_PAPER.get(name, {}),
                        reference_params=_REFERENCE_PARAMS.get(name),
                        arch_args=_ARCH_ARGS if mlg else tuple(
-                           a for a in _ARCH_ARGS if a != "mlg_blocks"),
-                       description=description + ("" if mlg else " without MLG blocks"))
+                           a for a in _ARCH_ARGS if a != "mlg_blocks"))
+
+
+def _prepare_kwargs(data: Any, recipe: Any, log: Callable[[str], None]) -> Dict[str, Any]:
+    """A training run's ATGNN: the patch grid of its front-end's frames x mel bins."""
+    fb = data.fbank
+    return {} if fb is None else {"input_size": (fb.target_length, fb.num_mel_bins)}
+
+
+def _upgrade_v1_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """Format-1 ATGNN arguments today: the flat kNN arguments (``k``, ``knn_backend``,
+    ``stochastic``, ``epsilon``, ``relative_pos``) become the ``knn`` dict, ``input_size``
+    ``(mel, frames)`` becomes ``(frames, mel)``, and ``mlg`` goes (the name says it)."""
+    kwargs = dict(kwargs)
+    kwargs.pop("mlg", None)
+    knn = dict(kwargs.pop("knn", None) or {})
+    if "k" in kwargs:
+        knn["k"] = kwargs.pop("k")
+    for key in ("stochastic", "epsilon"):
+        if key in kwargs:
+            knn[key] = kwargs.pop(key)
+    if "relative_pos" in kwargs:
+        rel = kwargs.pop("relative_pos")
+        if rel is not None:
+            knn["relative_pos"] = "sincos" if rel else None
+    if "knn_backend" in kwargs:
+        backend = kwargs.pop("knn_backend")
+        knn["backend"] = "cluster" if backend == "cluster" else "dense"
+    if knn:
+        kwargs["knn"] = knn
+    if kwargs.get("input_size") is not None:
+        mel, frames = kwargs["input_size"]
+        kwargs["input_size"] = [frames, mel]
+    return kwargs
+
+
+def _register(base: str, mlg: bool) -> Callable:
+    return register_model(_config(base, mlg), prepare_kwargs=_prepare_kwargs,
+                          upgrade_v1_kwargs=_upgrade_v1_kwargs)
 
 
 def _create(base: str, mlg: bool, pretrained: Optional[PathLike], num_classes: int,
@@ -74,21 +111,21 @@ def _create(base: str, mlg: bool, pretrained: Optional[PathLike], num_classes: i
     return build_model(name, ATGNN, pretrained, num_classes, defaults=defaults, **kwargs)
 
 
-@register_model(_config("atgnn_iso", True, "ATGNN isotropic (ViG-S backbone, /16 patches)"))
+@_register("atgnn_iso", True)
 def atgnn_iso(pretrained: Optional[PathLike] = None, num_classes: int = 200,
               **kwargs: Any) -> ATGNN:
     """ATGNN-iso: isotropic PGN (16 x 320, k 9 -> 18) + 18 MLG blocks."""
     return _create("atgnn_iso", True, pretrained, num_classes, kwargs)
 
 
-@register_model(_config("atgnn_pyr_t", True, "ATGNN pyramid tiny (ViG-Ti widths)"))
+@_register("atgnn_pyr_t", True)
 def atgnn_pyr_t(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                 **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-t: Pyramid ViG-Ti widths [48, 96, 240, 384], blocks [2, 2, 6, 2]."""
     return _create("atgnn_pyr_t", True, pretrained, num_classes, kwargs)
 
 
-@register_model(_config("atgnn_pyr_s", True, "ATGNN pyramid small"))
+@_register("atgnn_pyr_s", True)
 def atgnn_pyr_s(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                 **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-s: Pyramid ViG-S widths [80, 160, 400, 640], blocks [2, 2, 6, 2],
@@ -96,7 +133,7 @@ def atgnn_pyr_s(pretrained: Optional[PathLike] = None, num_classes: int = 200,
     return _create("atgnn_pyr_s", True, pretrained, num_classes, kwargs)
 
 
-@register_model(_config("atgnn_pyr_med", True, "ATGNN pyramid medium"))
+@_register("atgnn_pyr_med", True)
 def atgnn_pyr_med(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                   **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-med: Pyramid ViG-M widths [96, 192, 384, 768], blocks [2, 2, 16, 2],
@@ -104,28 +141,28 @@ def atgnn_pyr_med(pretrained: Optional[PathLike] = None, num_classes: int = 200,
     return _create("atgnn_pyr_med", True, pretrained, num_classes, kwargs)
 
 
-@register_model(_config("atgnn_iso", False, "ATGNN isotropic"))
+@_register("atgnn_iso", False)
 def atgnn_iso_nomlg(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                     **kwargs: Any) -> ATGNN:
     """ATGNN-iso-MLG: the isotropic PGN backbone and the patch head only."""
     return _create("atgnn_iso", False, pretrained, num_classes, kwargs)
 
 
-@register_model(_config("atgnn_pyr_t", False, "ATGNN pyramid tiny"))
+@_register("atgnn_pyr_t", False)
 def atgnn_pyr_t_nomlg(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                       **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-t-MLG: :func:`atgnn_pyr_t` without the label branch."""
     return _create("atgnn_pyr_t", False, pretrained, num_classes, kwargs)
 
 
-@register_model(_config("atgnn_pyr_s", False, "ATGNN pyramid small"))
+@_register("atgnn_pyr_s", False)
 def atgnn_pyr_s_nomlg(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                       **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-s-MLG: :func:`atgnn_pyr_s` without the label branch (the paper's -MLG)."""
     return _create("atgnn_pyr_s", False, pretrained, num_classes, kwargs)
 
 
-@register_model(_config("atgnn_pyr_med", False, "ATGNN pyramid medium"))
+@_register("atgnn_pyr_med", False)
 def atgnn_pyr_med_nomlg(pretrained: Optional[PathLike] = None, num_classes: int = 200,
                         **kwargs: Any) -> ATGNN:
     """ATGNN-pyr-med-MLG: :func:`atgnn_pyr_med` without the label branch."""

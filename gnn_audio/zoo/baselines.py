@@ -1,11 +1,15 @@
 """Entry points of the seeds' other models: CNN10, AT-GCN and the embedding baselines."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Dict, Optional
 
+import numpy as np
 import torch
 
 from gnn_audio.data.features import PANNS_FBANK
+from gnn_audio.labels.cooccurrence import cooccurrence_adjacency
+from gnn_audio.labels.glove import hashed_gaussian
+from gnn_audio.labels.ontology_graph import ontology_adjacency
 from gnn_audio.models.at_gcn import ATGCN
 from gnn_audio.models.cnn10 import CNN10
 from gnn_audio.models.embedding_taggers import FCTagger, GatedCNNTagger, LSTMTagger
@@ -20,9 +24,37 @@ _LOGMEL = dict(input="logmel", input_size=(1000, 64), sample_rate=32000, fbank=P
                label_set="audioset", num_classes=527)
 _EMBEDDING = dict(input="embedding", input_size=(10, 128), sample_rate=None, fbank=None,
                   label_set="audioset", num_classes=527)
-# the student report: Adam, lr 1e-3, batch 64, 10 epochs
-_REPORT_RECIPE = dict(optimizer="adam", lr=1e-3, batch_size=64, epochs=10)
 _FC_ARCH = ("hidden", "num_frames", "embedding_dim")
+
+
+def _mel_bins(data: Any, recipe: Any, log: Callable[[str], None]) -> Dict[str, Any]:
+    """A training run's CNN10: as many mel bins as its front-end computes."""
+    return {} if data.fbank is None else {"mel_bins": data.fbank.num_mel_bins}
+
+
+def _at_gcn_kwargs(data: Any, recipe: Any, log: Callable[[str], None]) -> Dict[str, Any]:
+    """A training run's AT-GCN: the mel bins of its front-end, the label graph of
+    ``recipe.model.label_graph`` (the co-occurrence graph of the training targets with
+    ``tau`` / ``p``, or the ontology's) and the label embeddings (GloVe from
+    ``recipe.model.glove``, else fixed pseudo-random 300-d vectors)."""
+    section, labels = recipe.model, data.label_set
+    kwargs = _mel_bins(data, recipe, log)
+    if section.label_graph == "ontology":
+        kwargs["adjacency"] = ontology_adjacency(labels.mids, p=section.p)
+    else:
+        kwargs["adjacency"] = cooccurrence_adjacency(data.train_targets, section.tau,
+                                                     section.p, section.label_graph)
+    log(f"AT-GCN label graph: {section.label_graph} (tau {section.tau}, p {section.p}), "
+        f"{int((kwargs['adjacency'] != 0).sum())} non-zero entries; stored in the checkpoint")
+    if section.glove:
+        kwargs["label_embeddings"] = (section.glove, list(labels.names))
+    else:
+        dim = section.kwargs.get("embedding_dim", 300)
+        kwargs["label_embeddings"] = torch.from_numpy(
+            hashed_gaussian("gnn_audio", (len(labels), dim)).astype(np.float32))
+        log("AT-GCN label embeddings: no --glove file, fixed pseudo-random 300-d vectors "
+            "(the documented fallback; the paper uses GloVe)")
+    return kwargs
 
 
 def _fc(name: str, hidden: list, pretrained: Optional[PathLike], num_classes: int,
@@ -34,12 +66,9 @@ def _fc(name: str, hidden: list, pretrained: Optional[PathLike], num_classes: in
                        **kwargs)
 
 
-@register_model(ModelConfig(
-    name="cnn10", family="cnn", **_LOGMEL, arch_args=("mel_bins",),
-    paper=dict(params_m=5.2, map_audioset=0.422),
-    recipe=dict(optimizer="adam", lr=1e-3, batch_size=64, iterations=600_000, mixup=True,
-                specaugment=True),
-    description="PANNs CNN10 (the AT-GCN paper's baseline)"))
+@register_model(ModelConfig(name="cnn10", family="cnn", **_LOGMEL, arch_args=("mel_bins",),
+                            paper=dict(params_m=5.2, map_audioset=0.422)),
+                prepare_kwargs=_mel_bins)
 def cnn10(pretrained: Optional[PathLike] = None, num_classes: int = 527,
           **kwargs: Any) -> CNN10:
     """PANNs CNN10: 4 conv blocks (64-512), max+mean pooling, fc 512, classifier."""
@@ -49,10 +78,8 @@ def cnn10(pretrained: Optional[PathLike] = None, num_classes: int = 527,
 @register_model(ModelConfig(
     name="at_gcn", family="at_gcn", **_LOGMEL,
     arch_args=("gcn_layers", "mel_bins", "embedding_dim"),
-    paper=dict(map_audioset=0.434, map_audioset_1layer=0.428, map_audioset_3layers=0.430),
-    recipe=dict(optimizer="adam", lr=1e-3, batch_size=64, iterations=600_000, tau=0.3, p=0.2,
-                mixup=True, specaugment=True),
-    description="AT-GCN: CNN10 + GCN over GloVe label nodes on the co-occurrence graph"))
+    paper=dict(map_audioset=0.434, map_audioset_1layer=0.428, map_audioset_3layers=0.430)),
+    prepare_kwargs=_at_gcn_kwargs)
 def at_gcn(pretrained: Optional[PathLike] = None, num_classes: int = 527,
            **kwargs: Any) -> ATGCN:
     """AT-GCN. Pass ``label_embeddings`` (tensor or ``(glove_path, names)``) and either
@@ -67,35 +94,34 @@ def at_gcn(pretrained: Optional[PathLike] = None, num_classes: int = 527,
 
 
 @register_model(ModelConfig(
-    name="fc1", family="embedding", **_EMBEDDING, recipe=_REPORT_RECIPE, arch_args=_FC_ARCH,
-    description="FC-1: one linear layer on the 10 x 128 AudioSet embeddings"))
+    name="fc1", family="embedding", **_EMBEDDING, arch_args=_FC_ARCH))
 def fc1(pretrained: Optional[PathLike] = None, num_classes: int = 527,
         **kwargs: Any) -> FCTagger:
+    """FC-1: one linear layer on the 10 x 128 AudioSet embeddings."""
     return _fc("fc1", [], pretrained, num_classes, kwargs)
 
 
 @register_model(ModelConfig(
-    name="fc2", family="embedding", **_EMBEDDING, recipe=_REPORT_RECIPE, arch_args=_FC_ARCH,
-    description="FC-2: 1024 hidden units, then the classifier"))
+    name="fc2", family="embedding", **_EMBEDDING, arch_args=_FC_ARCH))
 def fc2(pretrained: Optional[PathLike] = None, num_classes: int = 527,
         **kwargs: Any) -> FCTagger:
+    """FC-2: 1024 hidden units, then the classifier."""
     return _fc("fc2", [1024], pretrained, num_classes, kwargs)
 
 
 @register_model(ModelConfig(
     name="lstm_tagger", family="embedding", **_EMBEDDING,
-    arch_args=("hidden", "num_frames", "embedding_dim"),
-    recipe=dict(_REPORT_RECIPE, clip_grad_norm=5.0),
-    description="LSTM 512-256-128, all steps concatenated, FC 2048-1024"))
+    arch_args=("hidden", "num_frames", "embedding_dim")))
 def lstm_tagger(pretrained: Optional[PathLike] = None, num_classes: int = 527,
                 **kwargs: Any) -> LSTMTagger:
+    """LSTM 512-256-128 over the embedding frames, all steps concatenated, FC 2048-1024."""
     return build_model("lstm_tagger", LSTMTagger, pretrained, num_classes, **kwargs)
 
 
 @register_model(ModelConfig(
-    name="gated_cnn_tagger", family="embedding", **_EMBEDDING, recipe=_REPORT_RECIPE,
-    arch_args=("num_frames", "embedding_dim", "gru_hidden"),
-    description="two gated conv blocks, two conv+max-pool, two BiGRU layers"))
+    name="gated_cnn_tagger", family="embedding", **_EMBEDDING,
+    arch_args=("num_frames", "embedding_dim", "gru_hidden")))
 def gated_cnn_tagger(pretrained: Optional[PathLike] = None, num_classes: int = 527,
                      **kwargs: Any) -> GatedCNNTagger:
+    """Two gated conv blocks, two conv + max-pool blocks, two BiGRU layers."""
     return build_model("gated_cnn_tagger", GatedCNNTagger, pretrained, num_classes, **kwargs)

@@ -4,33 +4,38 @@ A checkpoint is a plain dict saved with :func:`torch.save` and read back with
 ``torch.load(weights_only=True)`` (tensors, strings, numbers, lists and dicts only, so nothing
 is unpickled):
 
-``format``, ``format_version``, ``gnn_audio_version``, ``model_name``, ``build_kwargs``
-(the entry point's keyword arguments: ``create_model(model_name, **build_kwargs)`` rebuilds
-the model), ``arch`` (the values of the entry's :attr:`~gnn_audio.zoo.ModelConfig.arch_args`
-the model was built with), ``num_classes``, ``label_names``, ``label_ids`` (the classes'
-AudioSet MIDs / dataset ids, or ``None``; files written before it was added lack the key:
-:func:`load_checkpoint` then gives ``None``), ``state_dict``, ``extra``.
+``format``, ``format_version``, ``gnn_audio_version``, and the model's
+:class:`~gnn_audio.zoo.bundle.ModelBundle` whole: ``model_name``, ``build_kwargs`` (the entry
+point's keyword arguments, the audio front-end ``fbank`` among them when it is not the
+entry's default: ``create_model(model_name, **build_kwargs)`` rebuilds the model), ``arch``
+(the values of the entry's :attr:`~gnn_audio.zoo.ModelConfig.arch_args` the model was built
+with), ``num_classes``, ``label_names``, ``label_ids`` (the classes' AudioSet MIDs / dataset
+ids, or ``None``; files written before it was added lack the key: :func:`load_checkpoint`
+then gives ``None``); then ``state_dict`` and ``extra``.
 
-Format 1 (gnn_audio before the kNN config) had no ``arch``; its ATGNN ``build_kwargs``
-carried the flat kNN arguments (``k``, ``knn_backend``, ``stochastic``, ``epsilon``,
-``relative_pos``) and ``input_size`` as ``(mel, frames)``. :func:`load_checkpoint` reads such
-files and translates them to format 2 (``knn`` dict, ``input_size`` as ``(frames, mel)``).
+Files written before the bundle carried the front-end kept the trainer's in
+``extra["fbank"]``: :func:`load_checkpoint` moves it into ``build_kwargs``.
+
+Format 1 (gnn_audio before the kNN config) had no ``arch``; :func:`load_checkpoint` reads such
+files and translates their ``build_kwargs`` with the entry's ``upgrade_v1_kwargs`` hook
+(:class:`~gnn_audio.zoo.ZooEntry`; the ATGNN entries' flat kNN arguments).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 import gnn_audio
-from gnn_audio.models.weights_io import load_weights_file, save_weights_file
+from gnn_audio.weights_io import load_weights_file, save_weights_file
 from gnn_audio.types import PathLike
-from gnn_audio.zoo._registry import get_model_config, is_model
+from gnn_audio.zoo._registry import get_entry, is_model
+from gnn_audio.zoo.bundle import bundle_of
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_pretrained", "CheckpointMismatch",
-           "to_plain"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_pretrained", "load_weights",
+           "loaded_labels", "CheckpointMismatch", "to_plain"]
 
 FORMAT = "gnn_audio.checkpoint"
 FORMAT_VERSION = 2
@@ -62,22 +67,22 @@ def to_plain(value: Any) -> Any:
 def save_checkpoint(model: torch.nn.Module, path: PathLike,
                     extra: Optional[Dict[str, Any]] = None) -> None:
     """Save a zoo model (built by :func:`gnn_audio.zoo.create_model` or an entry point) with its
-    config, label names and label ids; ``extra`` may hold e.g. the epoch or metrics (plain values).
+    whole bundle (config with the front-end, label names and ids); ``extra`` may hold e.g. the
+    epoch or metrics (plain values).
 
     The file is written to a temporary name in the same folder, then renamed.
     """
-    if not hasattr(model, "model_name") or not hasattr(model, "build_kwargs"):
-        raise ValueError("save_checkpoint needs a model built by the gnn_audio zoo")
+    bundle = bundle_of(model, "save_checkpoint")
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "gnn_audio_version": gnn_audio.__version__,
-        "model_name": model.model_name,
-        "build_kwargs": to_plain(model.build_kwargs),
-        "arch": to_plain(getattr(model, "arch_kwargs", {})),
-        "num_classes": int(model.num_classes),
-        "label_names": to_plain(getattr(model, "label_names", None)),
-        "label_ids": to_plain(getattr(model, "label_ids", None)),
+        "model_name": bundle.name,
+        "build_kwargs": to_plain(bundle.build_kwargs),
+        "arch": to_plain(bundle.arch),
+        "num_classes": int(bundle.num_classes),
+        "label_names": to_plain(bundle.label_names),
+        "label_ids": to_plain(bundle.label_ids),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": to_plain(extra or {}),
     }
@@ -85,32 +90,25 @@ def save_checkpoint(model: torch.nn.Module, path: PathLike,
 
 
 def _upgrade_v1(ckpt: Dict[str, Any]) -> Dict[str, Any]:
-    """Format 1 -> 2: ATGNN-family ``build_kwargs`` get the ``knn`` dict and ``(frames, mel)``
-    ``input_size``; ``mlg`` goes (the model name says it). Other families are unchanged."""
+    """Format 1 -> 2: ``build_kwargs`` through the entry's ``upgrade_v1_kwargs`` hook."""
     name = ckpt["model_name"]
     kwargs = dict(ckpt["build_kwargs"])
-    if is_model(name) and get_model_config(name).family == "atgnn":
-        kwargs.pop("mlg", None)
-        knn = dict(kwargs.pop("knn", None) or {})
-        if "k" in kwargs:
-            knn["k"] = kwargs.pop("k")
-        for key in ("stochastic", "epsilon"):
-            if key in kwargs:
-                knn[key] = kwargs.pop(key)
-        if "relative_pos" in kwargs:
-            rel = kwargs.pop("relative_pos")
-            if rel is not None:
-                knn["relative_pos"] = "sincos" if rel else None
-        if "knn_backend" in kwargs:
-            backend = kwargs.pop("knn_backend")
-            knn["backend"] = "cluster" if backend == "cluster" else "dense"
-        if knn:
-            kwargs["knn"] = knn
-        if kwargs.get("input_size") is not None:
-            mel, frames = kwargs["input_size"]
-            kwargs["input_size"] = [frames, mel]
+    upgrade = get_entry(name).upgrade_v1_kwargs if is_model(name) else None
+    if upgrade is not None:
+        kwargs = upgrade(kwargs)
     return dict(ckpt, build_kwargs=kwargs, format_version=FORMAT_VERSION,
                 source_format_version=1)
+
+
+def _front_end_in_build_kwargs(ckpt: Dict[str, Any]) -> Dict[str, Any]:
+    """A file whose front-end is in the trainer's ``extra["fbank"]`` (written before the
+    bundle carried it) with it in ``build_kwargs``, where a log-mel entry reads it."""
+    fbank = (ckpt.get("extra") or {}).get("fbank")
+    name = ckpt["model_name"]
+    if not fbank or "fbank" in ckpt["build_kwargs"] or not is_model(name) \
+            or get_entry(name).config.input != "logmel":
+        return ckpt
+    return dict(ckpt, build_kwargs=dict(ckpt["build_kwargs"], fbank=fbank))
 
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
@@ -146,7 +144,9 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
                 or not all(isinstance(v, str) for v in labels)):
             raise ValueError(f"{path} is a damaged gnn_audio checkpoint: {key} is not a list "
                              f"of {ckpt['num_classes']} strings")
-    return _upgrade_v1(ckpt) if version == 1 else ckpt
+    if version == 1:
+        ckpt = _upgrade_v1(ckpt)
+    return _front_end_in_build_kwargs(ckpt)
 
 
 def _differences(a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
@@ -155,22 +155,21 @@ def _differences(a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
             for k in keys if a.get(k) != b.get(k)]
 
 
-def load_pretrained(model: torch.nn.Module, path: PathLike) -> torch.nn.Module:
-    """Load a checkpoint into a zoo model built with the same architecture.
+def load_weights(model: torch.nn.Module, ckpt: Dict[str, Any], path: PathLike) -> None:
+    """Load the weights of the checkpoint ``ckpt`` (read from ``path``) into a zoo model
+    built with the same architecture.
 
     Raises :class:`CheckpointMismatch` naming what differs (model name, number of classes,
     the entry's architecture arguments, tensor shapes) instead of a bare ``state_dict`` error.
-    The checkpoint's ``label_names`` and ``label_ids`` replace the model's where it has them.
     """
-    ckpt = load_checkpoint(path)
+    bundle = bundle_of(model, os.fspath(path))
     problems = []
-    if ckpt["model_name"] != model.model_name:
-        problems.append(f"model: checkpoint {ckpt['model_name']!r} vs model "
-                        f"{model.model_name!r}")
-    if ckpt["num_classes"] != model.num_classes:
+    if ckpt["model_name"] != bundle.name:
+        problems.append(f"model: checkpoint {ckpt['model_name']!r} vs model {bundle.name!r}")
+    if ckpt["num_classes"] != bundle.num_classes:
         problems.append(f"num_classes: checkpoint {ckpt['num_classes']} vs model "
-                        f"{model.num_classes} (pass num_classes={ckpt['num_classes']})")
-    own_arch = to_plain(getattr(model, "arch_kwargs", {}))
+                        f"{bundle.num_classes} (pass num_classes={ckpt['num_classes']})")
+    own_arch = to_plain(bundle.arch)
     arch = ckpt.get("arch")
     if arch is None:  # format 1: compare the architecture arguments its build_kwargs hold
         arch = {k: v for k, v in ckpt["build_kwargs"].items() if k in own_arch}
@@ -188,13 +187,36 @@ def load_pretrained(model: torch.nn.Module, path: PathLike) -> torch.nn.Module:
         problems.append(f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} "
                         f"unexpected keys (e.g. {unexpected[:3]})")
     if problems:
-        raise CheckpointMismatch(f"{os.fspath(path)} does not fit {model.model_name}: " +
+        raise CheckpointMismatch(f"{os.fspath(path)} does not fit {bundle.name}: " +
                                  " | ".join(problems))
     model.load_state_dict(ckpt["state_dict"], strict=True)
-    if ckpt["label_names"]:
-        if list(ckpt["label_names"]) != getattr(model, "label_names", None):
-            model.label_ids = None  # the model's own ids belong to its own names
-        model.label_names = list(ckpt["label_names"])
-    if ckpt["label_ids"]:
-        model.label_ids = list(ckpt["label_ids"])
+
+
+def load_pretrained(model: torch.nn.Module, path: PathLike) -> torch.nn.Module:
+    """Load a checkpoint into a zoo model built with the same architecture
+    (:func:`load_weights`); the checkpoint's ``label_names`` and ``label_ids`` become the
+    model's (its bundle is replaced by one with them) where it has them.
+    ``create_model(name, pretrained=path)`` does this in one step."""
+    ckpt = load_checkpoint(path)
+    load_weights(model, ckpt, path)
+    bundle = model.bundle
+    names, ids = loaded_labels(ckpt, bundle.label_names, bundle.label_ids)
+    model.bundle = bundle.replace(label_names=names, label_ids=ids)
     return model
+
+
+def loaded_labels(ckpt: Dict[str, Any], names: Optional[Sequence[str]],
+                      ids: Optional[Sequence[str]]
+                      ) -> Tuple[Optional[List[str]], Optional[List[str]]]:
+    """The labels of a model of names ``names`` and ids ``ids`` loaded from ``ckpt``: the
+    checkpoint's names and ids replace the model's where it has them (the model's own ids
+    go with its own names)."""
+    names = list(names) if names is not None else None
+    ids = list(ids) if ids is not None else None
+    if ckpt["label_names"]:
+        if list(ckpt["label_names"]) != names:
+            ids = None
+        names = list(ckpt["label_names"])
+    if ckpt["label_ids"]:
+        ids = list(ckpt["label_ids"])
+    return names, ids

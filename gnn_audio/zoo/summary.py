@@ -8,18 +8,34 @@ reductions, element-wise operations (activations, normalisation, residual additi
 pooling, softmax or interpolation; nor anything cached across calls (the relative-position
 tables). The paper's "GFLOPs" are multiply-accumulates in the same sense (Pyramid ViG-S
 reports 4.6 "GFLOPs" at 224 x 224).
+
+What ``gnn-audio models`` and ``gnn-audio summary`` print comes from here: :func:`zoo_rows`
+(counts of every entry, cached per code version in ``~/.cache/gnn_audio/zoo_counts.json``),
+:func:`zoo_table` (those rows as a text or Markdown table), :func:`layer_table` (one model's
+modules with their parameters and output shapes), and the README's table
+(:func:`summary_table`, written by ``scripts/update_docs.py``).
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
 
+import gnn_audio
+from gnn_audio.files import atomic_write_text
 from gnn_audio.zoo._factory import create_model
 from gnn_audio.zoo._registry import get_model_config, list_models
 
-__all__ = ["count_parameters", "count_macs", "model_summary", "summary_table"]
+__all__ = ["count_parameters", "count_macs", "model_summary", "summary_table",
+           "markdown_table", "text_table", "zoo_rows", "zoo_table", "count_cache_file",
+           "code_fingerprint", "layer_table", "LayerTable"]
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = True) -> int:
@@ -54,17 +70,200 @@ def model_summary(name: str, num_classes: int = 200,
     return out
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+                   right_from: int = 1) -> str:
+    """A Markdown table; columns from ``right_from`` on are right-aligned (numbers)."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) +
+             "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+               right: Callable[[int], bool] = lambda i: i > 0) -> str:
+    """A plain-text table, columns two spaces apart; ``right(i)``: right-align column ``i``."""
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
+    return "\n".join("  ".join(v.rjust(w) if right(i) else v.ljust(w)
+                               for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+                     for row in [list(header)] + [list(r) for r in rows])
+
+
 def summary_table(names: Optional[Iterable[str]] = None, num_classes: int = 200) -> str:
     """A Markdown table of :func:`model_summary` for ``names`` (default: all models)."""
     names = list(names) if names is not None else list_models()
-    rows: List[str] = ["| model | params | paper params | MACs (G) | paper GFLOPs |",
-                       "|---|---:|---:|---:|---:|"]
+    rows: List[List[str]] = []
     for name in names:
         s = model_summary(name, num_classes)
         paper_p = f"{s['paper_params_m']:.1f} M" if s["paper_params_m"] else "-"
         if s["reference_params"]:
             paper_p += f" (ref. code {s['reference_params'] / 1e6:.3f} M)"
         paper_g = f"{s['paper_gflops']:.2f}" if s["paper_gflops"] else "-"
-        rows.append(f"| {name} | {s['params'] / 1e6:.3f} M | {paper_p} | "
-                    f"{s['macs'] / 1e9:.2f} | {paper_g} |")
-    return "\n".join(rows)
+        rows.append([name, f"{s['params'] / 1e6:.3f} M", paper_p, f"{s['macs'] / 1e9:.2f}",
+                     paper_g])
+    return markdown_table(["model", "params", "paper params", "MACs (G)", "paper GFLOPs"], rows)
+
+
+# --------------------------------------------------------------------------------------------
+# the zoo's counts (gnn-audio models)
+
+
+def count_cache_file() -> Path:
+    """Where :func:`zoo_rows` caches its counts (``$XDG_CACHE_HOME/gnn_audio``, default
+    ``~/.cache/gnn_audio``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "gnn_audio" / "zoo_counts.json"
+
+
+def code_fingerprint() -> str:
+    """A hash of the model code: cached counts are recomputed whenever it changes."""
+    root = Path(gnn_audio.__file__).parent
+    digest = hashlib.sha1(gnn_audio.__version__.encode())
+    for folder in ("models", "nn", "graph", "zoo"):
+        for path in sorted((root / folder).glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_cache(path: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def zoo_rows(names: Sequence[str], macs: bool = True, use_cache: bool = True,
+             progress: bool = False,
+             log: Optional[Callable[[str], None]] = None) -> List[Dict[str, Any]]:
+    """One row per zoo entry of ``names``: its family, input, classes, trainable parameters,
+    MACs (``macs=False``: ``None``, no forward pass) and the papers' mAP. Counts are read from
+    and written to :func:`count_cache_file` (``use_cache``), keyed by the entry, its classes
+    and input, and :func:`code_fingerprint`; ``log`` gets one line when the cache cannot be
+    written (the rows are still returned)."""
+    cache_path = count_cache_file()
+    cache = _read_cache(cache_path) if use_cache else {}
+    fingerprint = code_fingerprint()
+    rows, changed = [], False
+    for name in tqdm(names, desc="counting", unit=" models", disable=not progress):
+        cfg = get_model_config(name)
+        key = f"{name}|{cfg.num_classes}|{cfg.input_size[0]}x{cfg.input_size[1]}|{fingerprint}"
+        counts = dict(cache.get(key) or {})
+        if "params" not in counts or (macs and "macs" not in counts):
+            with warnings.catch_warnings():  # construction notes (e.g. AT-GCN without GloVe)
+                warnings.simplefilter("ignore")
+                model = create_model(name, num_classes=cfg.num_classes)
+                counts["params"] = count_parameters(model)
+                if macs:
+                    counts["macs"] = count_macs(model, torch.randn(1, *cfg.input_size))
+            cache[key], changed = counts, True
+        paper = cfg.paper or {}
+        rows.append({"model": name, "family": cfg.family, "input": cfg.input,
+                     "input_size": list(cfg.input_size), "sample_rate": cfg.sample_rate,
+                     "classes": cfg.num_classes, "params": counts["params"],
+                     "macs": counts.get("macs") if macs else None,
+                     "paper_map_fsd50k": paper.get("map_fsd50k"),
+                     "paper_map_audioset": paper.get("map_audioset")})
+    if changed and use_cache:
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cache_path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        except OSError as err:  # a read-only home: the rows are still returned
+            if log is not None:
+                log(f"could not cache the counts in {cache_path} ({err})")
+    return rows
+
+
+def zoo_table(rows: Sequence[Dict[str, Any]], fmt: str = "table") -> str:
+    """:func:`zoo_rows` as a text table (``fmt="table"``) or a Markdown one (``"markdown"``)."""
+    def fmt_input(r: Dict[str, Any]) -> str:
+        size = "x".join(str(v) for v in r["input_size"])
+        rate = f" {r['sample_rate'] / 1000:g} kHz" if r["input"] == "logmel" else ""
+        return f"{r['input']} {size}{rate}"
+
+    def fmt_map(v: Optional[float]) -> str:
+        return f"{v:.3f}" if v is not None else "-"
+
+    header = ["model", "family", "input", "classes", "params (M)", "MACs (G)",
+              "paper mAP FSD50K", "paper mAP AudioSet"]
+    table = [[r["model"], r["family"], fmt_input(r), str(r["classes"]),
+              f"{r['params'] / 1e6:.3f}",
+              f"{r['macs'] / 1e9:.3f}" if r["macs"] is not None else "-",
+              fmt_map(r["paper_map_fsd50k"]), fmt_map(r["paper_map_audioset"])] for r in rows]
+    if fmt == "markdown":
+        return markdown_table(header, table, right_from=3)
+    if fmt != "table":
+        raise ValueError(f"fmt must be 'table' or 'markdown', got {fmt!r}")
+    return text_table(header, table, right=lambda i: i >= 3)
+
+
+# --------------------------------------------------------------------------------------------
+# one model's layers (gnn-audio summary)
+
+
+def _shape_of(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return "[" + ", ".join(str(v) for v in value.shape) + "]"
+    if isinstance(value, (tuple, list)):
+        inner = [_shape_of(v) for v in value]
+        return "(" + ", ".join(inner) + ")" if inner else "()"
+    if value is None:
+        return "-"
+    return type(value).__name__
+
+
+class LayerTable:
+    """The modules of a zoo model down to ``depth`` levels with their type, parameters and
+    output shape, from forward hooks during the one forward pass that :func:`count_macs`
+    runs; :meth:`text` is ``gnn-audio summary``'s output."""
+
+    def __init__(self, name: str, num_classes: int, example: torch.Tensor,
+                 rows: List[List[str]], params: int, macs: int, config) -> None:
+        self.name, self.num_classes, self.example = name, num_classes, example
+        self.rows, self.params, self.macs, self.config = rows, params, macs, config
+
+    def text(self) -> str:
+        header = ["module", "type", "params", "output"]
+        lines = [f"{self.name}: input {_shape_of(self.example)} ({self.config.input}, "
+                 f"{self.config.family}), {self.num_classes} classes",
+                 text_table(header, self.rows, right=lambda i: i == 2),
+                 f"total: {self.params:,} parameters ({self.params / 1e6:.3f} M), "
+                 f"{self.macs / 1e9:.3f} G MACs (matrix products and convolutions of one "
+                 "forward pass, gnn_audio.zoo.summary)"]
+        return "\n".join(lines)
+
+
+def layer_table(name: str, num_classes: Optional[int] = None, depth: int = 2) -> LayerTable:
+    """The :class:`LayerTable` of the zoo entry ``name`` (default: its classes) on one clip at
+    its input size."""
+    cfg = get_model_config(name)
+    num_classes = num_classes or cfg.num_classes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = create_model(name, num_classes=num_classes).eval()
+    chosen = [(mname, m) for mname, m in model.named_modules()
+              if mname and mname.count(".") < depth]
+    shapes: Dict[str, str] = {}
+    calls: Dict[str, int] = {}
+
+    def hook(mname: str):
+        def record(module, inputs, output):
+            shapes[mname] = _shape_of(output)
+            calls[mname] = calls.get(mname, 0) + 1
+        return record
+    handles = [m.register_forward_hook(hook(mname)) for mname, m in chosen]
+    example = torch.randn(1, *cfg.input_size)
+    try:
+        macs = count_macs(model, example)
+    finally:
+        for h in handles:
+            h.remove()
+    rows = []
+    for mname, m in chosen:
+        out = shapes.get(mname, "-")
+        if calls.get(mname, 0) > 1:
+            out += f" (x{calls[mname]} calls)"
+        rows.append(["  " * mname.count(".") + mname, type(m).__name__,
+                     f"{sum(p.numel() for p in m.parameters()):,}", out])
+    return LayerTable(name, num_classes, example, rows, count_parameters(model), macs, cfg)

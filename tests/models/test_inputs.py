@@ -29,7 +29,7 @@ def _raises(model, x, error, pattern):
     with pytest.raises(error, match=pattern) as excinfo, torch.no_grad():
         model(x)
     message = str(excinfo.value)
-    assert "\n" not in message and model.model_name in message, message
+    assert "\n" not in message and model.bundle.name in message, message
     return message
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gnn_audio.train.distributed import (DistContext, all_gather_objects, all_reduce_mean,
-                                         barrier, broadcast_object, cleanup, init_distributed)
+                                         barrier, cleanup, init_distributed)
 
 from .conftest import free_port, needs_fork
 
@@ -86,7 +86,6 @@ def test_bad_environment(no_torchrun, env, match):
 def test_single_process_wrappers():
     ctx = DistContext()
     obj = {"a": [1, 2]}
-    assert broadcast_object(obj, ctx) is obj
     assert all_gather_objects(obj, ctx) == [obj]
     assert all_reduce_mean(3, ctx) == 3.0 and isinstance(all_reduce_mean(3, ctx), float)
     t = torch.tensor([1, 2])
@@ -148,7 +147,6 @@ def collectives():
         mean = all_reduce_mean(value, ctx)
         out = {
             "ctx": [ctx.rank, ctx.world_size, ctx.local_rank, str(ctx.device), ctx.backend],
-            "broadcast": broadcast_object({"from": ctx.rank}, ctx),
             "gathered": all_gather_objects(["rank", ctx.rank], ctx),
             "mean_float": all_reduce_mean(float(ctx.rank + 1), ctx),
             "mean_tensor": mean.tolist(),
@@ -165,7 +163,6 @@ def test_two_process_gloo_collectives(tmp_path):
     results = run_ranks(collectives, 2, tmp_path)
     for rank, r in enumerate(results):
         assert r["ctx"] == [rank, 2, rank, "cpu", "gloo"]
-        assert r["broadcast"] == {"from": 0}
         assert r["gathered"] == [["rank", 0], ["rank", 1]]
         assert r["mean_float"] == 1.5
         assert r["mean_tensor"] == [0.5, 5.0]

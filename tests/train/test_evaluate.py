@@ -20,7 +20,7 @@ from gnn_audio.data.synthetic.fsd50k import make_fsd50k_like
 from gnn_audio.metrics import tagging_metrics
 from gnn_audio.train.distributed import DistContext, cleanup, init_distributed
 from gnn_audio.train.evaluate import (EvalConfig, Predictions, build_eval_dataset, evaluate,
-                                      predict, window_starts)
+                                      predict)
 
 from .conftest import free_port, needs_fork
 
@@ -92,16 +92,6 @@ def test_config_validation():
                 dict(num_workers=-1), dict(precision="fp8")]:
         with pytest.raises(ValueError):
             EvalConfig(**bad)
-
-
-def test_window_starts():
-    assert window_starts(20, 32) == [0]
-    assert window_starts(32, 32) == [0]
-    assert window_starts(40, 32) == [0, 8]
-    assert window_starts(64, 32) == [0, 16, 32]
-    assert window_starts(100, 32) == [0, 16, 32, 48, 64, 68]
-    assert window_starts(100, 32, 1.0) == [0, 32, 64, 68]
-    assert window_starts(100, 32, 0.01) == list(range(69))
 
 
 def test_crop_equals_the_dataset_cut_to_frames(clips, full, model, reference):

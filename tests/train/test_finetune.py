@@ -283,7 +283,7 @@ def test_backbone_and_head_split_atgnn():
 
 def test_no_label_names_same_size_copies_by_position_with_a_warning(tmp_path):
     old_model = _randomise(create_model("fc2", num_classes=4))
-    assert old_model.label_names is None
+    assert old_model.bundle.label_names is None
     path = _saved(tmp_path, old_model)
     model = create_model("fc2", num_classes=4, label_names=list("abcd"))
     report = init_from_checkpoint(model, path)
@@ -329,5 +329,5 @@ def test_nothing_fits_and_unknown_models(tmp_path):
     with pytest.raises(ValueError, match="no tensor of the checkpoint \\(fc2\\) fits "
                                          "lstm_tagger"):
         init_from_checkpoint(lstm, path)
-    with pytest.raises(TypeError, match="no label layout for Linear"):
+    with pytest.raises(TypeError, match="Linear declares no label_layout"):
         label_axes(torch.nn.Linear(2, 3))

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from gnn_audio.data.synthetic.fsd50k import make_fsd50k_like
-from gnn_audio.train.cli import main
+from gnn_audio.cli.train import main
 
 
 @pytest.mark.slow

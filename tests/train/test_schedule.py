@@ -18,15 +18,16 @@ def test_halving_every_five_epochs_after_epoch_ten():
 
 
 def test_scheduler_follows_the_recipe_per_step():
-    recipe = get_recipe("atgnn_fsd50k").replace(warmup_steps=3, lr_decay_start=1,
-                                                 lr_decay_every=1)
+    base = get_recipe("atgnn_fsd50k")
+    recipe = base.replace(optim=base.optim.replace(warmup_steps=3, lr_decay_start=1,
+                                                   lr_decay_every=1))
     param = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([param], lr=recipe.lr)
+    opt = torch.optim.Adam([param], lr=recipe.optim.lr)
     sched = make_scheduler(opt, steps_per_epoch=4, recipe=recipe)
     seen = []
     for _ in range(10):
         seen.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    expected = [recipe.lr * f for f in (1 / 3, 2 / 3, 1, 1, .5, .5, .5, .5, .25, .25)]
+    expected = [recipe.optim.lr * f for f in (1 / 3, 2 / 3, 1, 1, .5, .5, .5, .5, .25, .25)]
     assert seen == pytest.approx(expected)

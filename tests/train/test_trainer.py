@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gnn_audio.cli import main as gnn_audio_main
-from gnn_audio.train.cli import main
+from gnn_audio.cli.train import main
 from gnn_audio.train.step import TrainStep
 
 from .conftest import free_port, split_size, tiny_args
@@ -45,8 +45,10 @@ def test_run_directory_holds_everything(reference_run, tiny_fsd50k):
     assert [h["epoch"] for h in history] == [0, 1]
     config = json.loads((run / "config.json").read_text())
     # the resolved front-end carries the training split's statistics, not the recipe's
-    assert config["recipe"]["norm_stats"] == "recipe"
-    assert config["recipe"]["fbank"]["norm_mean"] != -4.6476
+    assert config["recipe"]["data"]["norm_stats"] == "recipe"
+    assert config["recipe"]["data"]["fbank"]["norm_mean"] != -4.6476
+    assert config["recipe"]["optim"]["epochs"] == 2 and config["data_paths"]["data_dir"] == str(
+        tiny_fsd50k)
     log = (run / "train.log").read_text()
     assert "label-frequency baseline" in log and "eval (windows" in log
 
@@ -97,6 +99,54 @@ def test_resume_after_a_kill_is_bit_exact(tiny_fsd50k, tmp_path):
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert torch.equal(sa["exp_avg"], sb["exp_avg"])
     assert a["history"][1]["train_loss"] == b["history"][1]["train_loss"]
+
+
+#: the recipe's fields before it had sections (config.json of older run directories):
+#: flat name -> (section, field)
+OLD_FLAT_RECIPE = {
+    "model": ("model", "name"), "model_kwargs": ("model", "kwargs"),
+    **{k: ("model", k) for k in ("label_graph", "tau", "p", "glove", "pretrained_vig",
+                                 "init_from", "freeze_backbone_epochs")},
+    "data": ("data", "source"),
+    **{k: ("data", k) for k in ("fbank", "norm_stats", "augment", "sampler", "num_workers")},
+    **{k: ("optim", k) for k in ("epochs", "max_steps", "batch_size", "lr", "betas",
+                                 "weight_decay", "warmup_steps", "lr_decay_start",
+                                 "lr_decay_every", "lr_decay", "clip_grad_norm", "precision",
+                                 "channels_last", "compile", "sync_bn")},
+    "eval_modes": ("eval", "modes"), "window_hop": ("eval", "window_hop"),
+    "eval_batch_size": ("eval", "batch_size"), "average_from": ("eval", "average_from")}
+OLD_DATA_PATHS = ("data_dir", "store_dir", "audio_dir", "class_csv", "train_csv", "val_csv",
+                  "eval_csv", "train_datafile", "val_datafile", "eval_datafile",
+                  "train_records", "val_records", "eval_records", "skip_bad", "store_workers")
+
+
+def test_resume_a_run_whose_config_is_in_the_old_flat_form(reference_run, tiny_fsd50k,
+                                                            tmp_path, capsys):
+    """A run directory written before the recipe had sections still resumes, and ends where
+    an uninterrupted run ends."""
+    run = tmp_path / "old"
+    assert main(tiny_args(tiny_fsd50k, run, epochs=1)) == 0  # stopped after epoch 1 of 2
+    config = json.loads((run / "config.json").read_text())
+    recipe = config["recipe"]
+    flat = {"name": recipe["name"], "seed": recipe["seed"], "log_every": recipe["log_every"]}
+    flat.update({old: recipe[section][field]
+                 for old, (section, field) in OLD_FLAT_RECIPE.items()})
+    flat["epochs"] = 2
+    assert len(flat) == 37
+    paths = config["data_paths"]
+    config["recipe"] = flat
+    config["data_paths"] = {k: paths.get(k) for k in OLD_DATA_PATHS}
+    (run / "config.json").write_text(json.dumps(config, indent=2))
+    capsys.readouterr()
+    assert main(["--resume", str(run), "--device", "cpu", "--no-progress"]) == 0
+    assert "resumed" in capsys.readouterr().err
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1]
+    a = torch.load(reference_run / "last.pt", weights_only=True)
+    b = torch.load(run / "last.pt", weights_only=True)
+    assert a["global_step"] == b["global_step"]
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
 
 
 def test_non_finite_loss_stops_with_the_last_good_checkpoint(tiny_fsd50k, tmp_path,

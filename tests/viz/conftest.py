@@ -15,10 +15,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 FBANK = FbankConfig(target_length=64, num_mel_bins=32)
 
 
-def tiny_atgnn(seed: int = 0, name: str = "atgnn_pyr_t") -> torch.nn.Module:
+def tiny_atgnn(seed: int = 0, name: str = "atgnn_pyr_t", label_names=LABELS) -> torch.nn.Module:
     torch.manual_seed(seed)
-    kwargs = dict(num_classes=5, label_names=LABELS, channels=[8, 16, 24, 32],
-                  input_size=(64, 32), drop_path_rate=0.0)
+    kwargs = dict(num_classes=len(label_names), label_names=list(label_names),
+                  channels=[8, 16, 24, 32],
+                  input_size=(64, 32), drop_path_rate=0.0, fbank=FBANK)
     return create_model(name, **kwargs).eval()
 
 
@@ -43,7 +44,7 @@ def tiny_model():
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny_atgnn.pt"
-    save_checkpoint(tiny_atgnn(), path, extra={"fbank": FBANK.to_dict()})
+    save_checkpoint(tiny_atgnn(), path)
     return path
 
 

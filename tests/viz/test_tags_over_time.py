@@ -5,23 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from gnn_audio.train.evaluate import window_starts
+from gnn_audio.data.windows import Windowing
 from gnn_audio.viz import plot_tags_over_time, tags_over_time_file, window_scores
 
 from .conftest import FBANK, LABELS, assert_png
 
 
-@pytest.fixture(scope="module")
-def tiny_model_with_fbank(tiny_model):
-    tiny_model.model_config = tiny_model.model_config.replace(fbank=FBANK)
-    return tiny_model
-
-
-def test_window_scores_follow_the_evaluation_windows(tiny_model_with_fbank):
-    model = tiny_model_with_fbank
+def test_window_scores_follow_the_evaluation_windows(tiny_model):
+    model = tiny_model
     logmel = torch.randn(150, 32, generator=torch.Generator().manual_seed(1))
     times, scores = window_scores(model, logmel, window_hop=0.5, batch_size=2)
-    starts = window_starts(150, 64, 0.5)
+    starts = Windowing.from_fraction(64, 0.5).starts(150)
     assert starts == [0, 32, 64, 86]
     assert np.allclose(times, np.array([[s, s + 64] for s in starts]) * 0.01)
     with torch.no_grad():

@@ -20,6 +20,6 @@ def test_format1_checkpoint_loads_and_reproduces_logits():
     assert model.input_size == (64, 128)                  # translated to (frames, mel)
     assert model.knn_config.k == 5 and model.knn_config.backend == "dense"
     assert model.knn_config.relative_pos == "sincos"
-    assert model.label_names == ["a", "b", "c"]
+    assert model.bundle.label_names == ("a", "b", "c")
     with torch.no_grad():
         torch.testing.assert_close(model(io["x"]), io["logits"], rtol=1e-4, atol=1e-3)

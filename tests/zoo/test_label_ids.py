@@ -11,28 +11,28 @@ FSD50K = load_label_set("fsd50k")
 
 def test_default_label_sets_carry_their_ids():
     model = create_model("fc1")  # 527 classes: AudioSet
-    assert model.label_ids == list(AUDIOSET.mids)
-    assert model.label_names == list(AUDIOSET.names)
+    assert model.bundle.label_ids == tuple(AUDIOSET.mids)
+    assert model.bundle.label_names == tuple(AUDIOSET.names)
     fsd = create_model("fc1", num_classes=200)
-    assert fsd.label_ids == list(FSD50K.mids) and fsd.model_config.label_set == "fsd50k"
-    assert create_model("fc1", num_classes=7).label_ids is None
+    assert fsd.bundle.label_ids == tuple(FSD50K.mids) and fsd.bundle.config.label_set == "fsd50k"
+    assert create_model("fc1", num_classes=7).bundle.label_ids is None
 
 
 def test_given_ids_and_names():
     ids = [AUDIOSET.mids[5], AUDIOSET.mids[0]]
     alone = create_model("fc1", num_classes=2, label_ids=ids)
-    assert alone.label_ids == ids
-    assert alone.label_names == [AUDIOSET.names[5], AUDIOSET.names[0]]  # from the class list
-    assert alone.model_config.label_set is None
+    assert alone.bundle.label_ids == tuple(ids)
+    assert alone.bundle.label_names == (AUDIOSET.names[5], AUDIOSET.names[0])  # from the class list
+    assert alone.bundle.config.label_set is None
     unknown = create_model("fc1", num_classes=2, label_ids=["/x/1", "/x/2"])
-    assert unknown.label_ids == ["/x/1", "/x/2"] and unknown.label_names is None
+    assert unknown.bundle.label_ids == ("/x/1", "/x/2") and unknown.bundle.label_names is None
     both = create_model("fc1", num_classes=2, label_ids=["/x/1", "/x/2"], label_names=["a", "b"])
-    assert (both.label_ids, both.label_names) == (["/x/1", "/x/2"], ["a", "b"])
+    assert (both.bundle.label_ids, both.bundle.label_names) == (("/x/1", "/x/2"), ("a", "b"))
     names_only = create_model("fc1", num_classes=2, label_names=["a", "b"])
-    assert names_only.label_ids is None
+    assert names_only.bundle.label_ids is None
     # the names of a known set without its ids: the ids are not guessed
-    assert create_model("fc1", label_names=list(AUDIOSET.names)).label_ids is None
-    assert "label_ids" not in both.build_kwargs and "label_names" not in both.build_kwargs
+    assert create_model("fc1", label_names=list(AUDIOSET.names)).bundle.label_ids is None
+    assert "label_ids" not in both.bundle.build_kwargs and "label_names" not in both.bundle.build_kwargs
 
 
 @pytest.mark.parametrize("ids,error,message", [
@@ -54,7 +54,7 @@ def test_checkpoint_round_trip_and_older_files(tmp_path):
     ckpt = load_checkpoint(path)
     assert ckpt["label_ids"] == ["/x/1", "/x/2"] and ckpt["format_version"] == 2
     loaded = create_model("fc1", num_classes=2, pretrained=str(path))
-    assert (loaded.label_ids, loaded.label_names) == (["/x/1", "/x/2"], ["a", "b"])
+    assert (loaded.bundle.label_ids, loaded.bundle.label_names) == (("/x/1", "/x/2"), ("a", "b"))
 
     # a file from before label ids: the key is absent
     raw = torch.load(path, weights_only=True)
@@ -63,13 +63,13 @@ def test_checkpoint_round_trip_and_older_files(tmp_path):
     torch.save(raw, old)
     assert load_checkpoint(old)["label_ids"] is None
     loaded = create_model("fc1", num_classes=2, pretrained=str(old))
-    assert (loaded.label_ids, loaded.label_names) == (None, ["a", "b"])
+    assert (loaded.bundle.label_ids, loaded.bundle.label_names) == (None, ("a", "b"))
     # a default-labelled model takes the file's names; AudioSet's ids would not fit them
     raw = dict(raw, num_classes=527, label_names=[f"c{i}" for i in range(527)],
                state_dict=create_model("fc1").state_dict())
     torch.save(raw, old)
     loaded = create_model("fc1", pretrained=str(old))
-    assert loaded.label_names[0] == "c0" and loaded.label_ids is None
+    assert loaded.bundle.label_names[0] == "c0" and loaded.bundle.label_ids is None
 
 
 def test_damaged_label_lists_name_the_file(tmp_path):

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from gnn_audio.labels import load_label_set
-from gnn_audio.zoo import create_model, get_model_config, list_models, save_checkpoint
+from gnn_audio.train.finetune import head_parameter_names
+from gnn_audio.zoo import create_model, get_model_config, list_models, load_model, save_checkpoint
 
 MODELS = list_models()
 # zoo defaults of AT-GCN (no GloVe file, no training labels) warn by design
@@ -33,15 +34,15 @@ def test_forward_backward_at_config_size(name):
 def test_config_consistency(name):
     config = get_model_config(name)
     model = create_model(name)
-    assert model.model_name == name and model.model_config.name == name
+    assert model.bundle.name == name and model.bundle.config.name == name
     assert model.num_classes == config.num_classes
     if config.label_set is not None:
-        assert model.label_names == list(load_label_set(config.label_set).names)
-        assert len(model.label_names) == config.num_classes
+        assert model.bundle.label_names == tuple(load_label_set(config.label_set).names)
+        assert len(model.bundle.label_names) == config.num_classes
     custom = create_model(name, num_classes=7)
-    assert custom.num_classes == 7 and custom.label_names is None
+    assert custom.num_classes == 7 and custom.bundle.label_names is None
     named = create_model(name, num_classes=2, label_names=["a", "b"])
-    assert named.label_names == ["a", "b"]
+    assert named.bundle.label_names == ("a", "b")
     with pytest.raises(ValueError):
         create_model(name, num_classes=3, label_names=["a"])
 
@@ -60,6 +61,21 @@ def test_eval_is_deterministic_and_checkpoint_round_trips(name, tmp_path):
     loaded = create_model(name, num_classes=11, pretrained=str(path)).eval()
     with torch.no_grad():
         assert torch.equal(loaded(x), y)
+    assert load_model(path).bundle == model.bundle
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_label_layout_names_the_per_label_tensors(name):
+    """Every model declares its per-label tensors and head (what fine-tuning copies per
+    label and trains first); each named axis has one entry per class."""
+    model = create_model(name, num_classes=7)
+    layout = model.label_layout()
+    state = model.state_dict()
+    assert layout.axes and layout.head
+    for key, dims in layout.axes.items():
+        assert all(state[key].shape[d] == 7 for d in dims), (key, state[key].shape, dims)
+    head = head_parameter_names(model)
+    assert head and all(n in dict(model.named_parameters()) for n in head)
 
 
 @pytest.mark.parametrize("name", list_models("*_nomlg"))

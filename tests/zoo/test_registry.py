@@ -51,12 +51,12 @@ def test_entry_points_never_rename_and_refuse_mlg():
     with pytest.raises(TypeError, match="hidden"):
         create_model("fc1", hidden=[64])
     model = atgnn_pyr_t_nomlg(num_classes=5)
-    assert model.model_name == "atgnn_pyr_t_nomlg" and model.mlg is False
+    assert model.bundle.name == "atgnn_pyr_t_nomlg" and model.mlg is False
     # build_kwargs are the entry point's arguments: they rebuild the model
-    assert model.build_kwargs == {"num_classes": 5}
-    assert model.arch_kwargs["mlg"] is False and "mlg_blocks" not in model.arch_kwargs
-    again = create_model(model.model_name, **model.build_kwargs)
-    assert again.arch_kwargs == model.arch_kwargs
+    assert model.bundle.build_kwargs == {"num_classes": 5}
+    assert model.bundle.arch["mlg"] is False and "mlg_blocks" not in model.bundle.arch
+    again = create_model(model.bundle.name, **model.bundle.build_kwargs)
+    assert again.bundle.arch == model.bundle.arch
 
 
 def test_configs_describe_inputs():
@@ -141,9 +141,9 @@ def test_unreadable_files_give_one_line_errors_naming_the_file(tmp_path):
 def _v1_payload(model, build_kwargs):
     """What save_checkpoint wrote in format 1 (gnn_audio before issue 8)."""
     return {"format": "gnn_audio.checkpoint", "format_version": 1,
-            "gnn_audio_version": "0.1.0", "model_name": model.model_name,
+            "gnn_audio_version": "0.1.0", "model_name": model.bundle.name,
             "build_kwargs": build_kwargs, "num_classes": model.num_classes,
-            "label_names": model.label_names, "extra": {"epoch": 1},
+            "label_names": list(model.bundle.label_names or []) or None, "extra": {"epoch": 1},
             "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}}
 
 
@@ -178,7 +178,7 @@ def test_format_1_checkpoint_loads_into_the_same_model(tmp_path):
     torch.manual_seed(1)
     loaded = atgnn_pyr_t(num_classes=4, pretrained=path)
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
-    assert loaded.label_names == model.label_names
+    assert loaded.bundle.label_names == model.bundle.label_names
     # architecture arguments of format-1 files are still compared
     bad = dict(V1_ARCH_T, channels=[48, 96, 240, 400])
     torch.save(_v1_payload(model, dict(num_classes=4, **bad)), tmp_path / "bad.pt")
@@ -217,17 +217,16 @@ def tiny_entry():
     def tiny_test_model(pretrained=None, num_classes=3, **kwargs):
         return build_model("tiny_test_model", _Tiny, pretrained, num_classes, **kwargs)
     yield tiny_test_model
-    _registry._entrypoints.pop("tiny_test_model")
-    _registry._configs.pop("tiny_test_model")
+    _registry.unregister_model("tiny_test_model")
 
 
 def test_new_entry_declares_its_architecture_and_config_dataclasses_round_trip(tiny_entry,
                                                                                tmp_path):
     model = create_model("tiny_test_model", width=6, act=_ActConfig(slope=0.3),
                          data=torch.eye(2))
-    assert model.arch_kwargs == {"width": 6}
+    assert model.bundle.arch == {"width": 6}
     # the dataclass is stored as its dict, the tensor (data) is left out
-    assert model.build_kwargs == {"num_classes": 3, "width": 6, "act": {"slope": 0.3}}
+    assert model.bundle.build_kwargs == {"num_classes": 3, "width": 6, "act": {"slope": 0.3}}
     path = tmp_path / "tiny.pt"
     save_checkpoint(model, path)
     ckpt = load_checkpoint(path)
@@ -244,10 +243,10 @@ def test_knn_config_round_trips_through_a_checkpoint(tmp_path):
         pytest.skip("gnn_audio.graph.KnnConfig not there yet")
     knn = graph.KnnConfig(k=12)
     model = create_model("atgnn_pyr_t_nomlg", num_classes=3, knn=knn)
-    assert model.build_kwargs["knn"] == knn.to_dict()
+    assert model.bundle.build_kwargs["knn"] == knn.to_dict()
     path = tmp_path / "knn.pt"
     save_checkpoint(model, path)
     ckpt = load_checkpoint(path)
     rebuilt = create_model(ckpt["model_name"], pretrained=path, **ckpt["build_kwargs"])
-    assert rebuilt.build_kwargs == model.build_kwargs
+    assert rebuilt.bundle.build_kwargs == model.bundle.build_kwargs
     assert all(torch.equal(v, rebuilt.state_dict()[k]) for k, v in model.state_dict().items())

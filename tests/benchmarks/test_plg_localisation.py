@@ -11,8 +11,8 @@ import soundfile as sf
 from gnn_audio.data.synthetic import make_fsd50k_like
 from gnn_audio.zoo import save_checkpoint
 
-from ..benchmark_scripts import load_benchmark
-from .conftest import FBANK, tiny_atgnn
+from ..script_loader import load_benchmark
+from ..viz.conftest import FBANK, tiny_atgnn
 
 plg_localisation = load_benchmark("plg_localisation")
 
@@ -62,10 +62,9 @@ def test_a_changed_file_is_caught(data_dir, tmp_path):
 
 def test_measurement_runs_end_to_end(data_dir, tmp_path, capsys):
     gen = plg_localisation.data_set_generator(data_dir)
-    model = tiny_atgnn()
-    model.label_names = [c.name for c in gen.classes]
+    model = tiny_atgnn(label_names=[c.name for c in gen.classes])
     ck = tmp_path / "model.pt"
-    save_checkpoint(model, ck, extra={"fbank": FBANK.to_dict()})
+    save_checkpoint(model, ck)
     plg_localisation.main(["--checkpoint", str(ck), "--data-dir", str(data_dir),
                            "--batch-size", "3", "--json", str(tmp_path / "out.json")])
     out = capsys.readouterr().out

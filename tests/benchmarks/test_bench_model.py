@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from gnn_audio.zoo import create_model
 
-from .benchmark_scripts import load_benchmark
+from ..script_loader import load_benchmark
 
 
 dense_atgnn = load_benchmark("dense_atgnn")

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from gnn_audio.files import atomic_open
 from gnn_audio.types import PathLike
 
 __all__ = ["load_weights_file", "save_weights_file"]
@@ -52,7 +53,5 @@ def load_weights_file(path: PathLike, kind: str) -> Any:
 def save_weights_file(obj: Any, path: PathLike) -> None:
     """``torch.save(obj)`` to a temporary name in the same folder, then rename over ``path``:
     a reader (or a run killed while writing) never sees a partial file."""
-    from gnn_audio.files import atomic_open
-
     with atomic_open(path) as f:
         torch.save(obj, f)

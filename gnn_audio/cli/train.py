@@ -1,12 +1,15 @@
-"""The command line of training runs, shared by ``examples/train_fsd50k.py``,
-``examples/train_audioset.py`` and ``gnn-audio train``.
+"""``gnn-audio train``: the command line of training runs, shared by
+``examples/train_fsd50k.py`` and ``examples/train_audioset.py``.
 
-``--recipe NAME`` picks a preset; every :class:`~gnn_audio.train.recipe.Recipe` field is an
-option of its own (``--lr 1e-4``, ``--epochs 10``, ``--batch-size 48``, ``--precision bf16``,
-``--eval-modes crop windows``, ``--model-kwargs '{"drop_path_rate": 0.2}'``), the front-end and
-augmentation fields are dotted (``--fbank.target-length 512``, ``--augment.mixup 0``) and
-``--fbank-preset`` takes a named front-end. ``--print-recipe`` shows the resolved recipe and
-exits. ``--resume RUN_DIR`` continues a stopped run with its own settings.
+``--recipe NAME`` picks a preset; every field of every :class:`~gnn_audio.train.recipe.Recipe`
+section is an option of its own, under its flat name (``--lr 1e-4``, ``--epochs 10``,
+``--batch-size 48``, ``--precision bf16``, ``--eval-modes crop windows``, ``--eval-batch-size
+8``, ``--model-kwargs '{"drop_path_rate": 0.2}'``), listed by section in ``--help``; the
+front-end and augmentation fields are dotted (``--fbank.target-length 512``,
+``--augment.mixup 0``) and ``--fbank-preset`` takes a named front-end. The data source
+(``--data``) reads the options it declares (``--data-dir``, ``--train-csv``, ...).
+``--print-recipe`` shows the resolved recipe and exits. ``--resume RUN_DIR`` continues a
+stopped run with its own settings.
 
 Exit status: 0 done, 1 a data, checkpoint or training failure (one line naming the file),
 2 a usage error.
@@ -22,26 +25,26 @@ import typing
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+from gnn_audio.cli.common import (OneLineParser, add_source_options, add_store_options,
+                                  data_paths)
+from gnn_audio.data.audio import AudioError
 from gnn_audio.data.augment import AugmentConfig
+from gnn_audio.data.dataset import ItemError
 from gnn_audio.data.features import FbankConfig
+from gnn_audio.data.readers import DataError
+from gnn_audio.data.store import StoreError
+from gnn_audio.errors import one_line
 from gnn_audio.train.data import DataPaths
-from gnn_audio.train.recipe import FBANK_PRESETS, Recipe, get_recipe, list_recipes
+from gnn_audio.train.recipe import (FBANK_PRESETS, FLAT_FIELDS, SECTIONS, Recipe, get_recipe,
+                                    list_recipes)
+from gnn_audio.train.trainer import Trainer, TrainingStopped
+from gnn_audio.zoo import get_model_config
+from gnn_audio.zoo.checkpoints import CheckpointMismatch
 
-__all__ = ["build_parser", "recipe_from_args", "main", "one_line", "summary_line"]
+__all__ = ["add_parser", "build_parser", "recipe_from_args", "paths_from_args", "main",
+           "summary_line"]
 
 _NONE = ("none", "null")
-
-
-def one_line(err: BaseException) -> str:
-    """The one-line message of ``err``; for an exception re-raised from a DataLoader worker
-    (whose message carries the worker's traceback) the original exception's line."""
-    text = str(err)
-    if "Original Traceback" in text:
-        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-        last = lines[-1] if lines else text
-        head, sep, rest = last.partition(": ")
-        return rest if sep and "." in head and " " not in head else last
-    return " ".join(text.split()) or type(err).__name__
 
 
 def summary_line(results: Dict[str, Any]) -> str:
@@ -73,17 +76,15 @@ def _parser_for(tp) -> Any:
     return convert
 
 
-def _field_types(cls) -> Dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-#: one line per option; the defaults shown are the preset's (``--print-recipe``)
+#: one line per option, by flat name; the defaults shown are the preset's (``--print-recipe``)
 _HELP = {
     "model": "zoo model name (gnn-audio models)",
     "model_kwargs": "entry-point keyword arguments as JSON, e.g. '{\"drop_path_rate\": 0.2}'",
-    "data": "fsd50k (an FSD50K-layout folder), audioset (CSVs / datafiles) or embeddings",
+    "data": "the data source: fsd50k (an FSD50K-layout folder), audioset (CSVs / datafiles) "
+            "or embeddings (TFRecords); its options are listed below",
     "norm_stats": "recipe: the front-end's mean / std; compute: the training split's",
     "sampler": "balanced (PSLA's label-frequency weights) or shuffle",
+    "num_workers": "DataLoader worker processes per rank",
     "epochs": "training epochs",
     "max_steps": "stop after this many optimiser steps (none: run all epochs)",
     "batch_size": "clips per optimiser step over all ranks",
@@ -111,58 +112,57 @@ _HELP = {
     "pretrained_vig": "Vision GNN ImageNet checkpoint to initialise the ATGNN backbone",
     "init_from": "gnn_audio checkpoint to fine-tune from (shared labels keep their rows)",
     "freeze_backbone_epochs": "train only the head and per-label tensors for this many epochs",
-    "num_workers": "DataLoader worker processes per rank",
     "seed": "random seed",
     "log_every": "steps between TensorBoard loss points",
-    "data_dir": "FSD50K-layout folder (FSD50K.ground_truth/, *_audio/)",
-    "store_dir": "folder of the waveform stores (default DATA_DIR/gnn_audio_stores)",
-    "audio_dir": "folder of the AudioSet audio named in the segment CSVs",
-    "class_csv": "class list index,mid,display_name (default: AudioSet's)",
-    "skip_bad": "skip unusable rows and files (listed in the store's skipped.txt)",
-    "store_workers": "processes decoding audio into the stores",
 }
 
-
-def _help(name: str) -> str:
-    if name in _HELP:
-        return _HELP[name]
-    split, _, kind = name.partition("_")
-    if kind in ("csv", "datafile", "records") and split in ("train", "val", "eval"):
-        return {"csv": f"AudioSet segment CSV of the {split} split",
-                "datafile": f"JSON datafile of the {split} split",
-                "records": f"embedding TFRecords (file or glob) of the {split} split"}[kind]
-    return name.replace("_", " ")
+#: the argument group of each section in --help
+_SECTION_TITLES = {"model": "recipe: model (recipe.model)",
+                   "data": "recipe: data (recipe.data)",
+                   "optim": "recipe: optimisation (recipe.optim)",
+                   "eval": "recipe: evaluation (recipe.eval)"}
+_FLAT_NAME = {where: flat for flat, where in FLAT_FIELDS.items()}
 
 
-def _add_dataclass_options(group, cls, prefix: str = "", skip=()) -> None:
-    types = _field_types(cls)
+def _add_option(group, flag: str, dest: str, tp, metavar: str, text: str) -> None:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=text)
+    elif origin is tuple:
+        item = typing.get_args(tp)[0]
+        group.add_argument(flag, dest=dest, nargs="+", type=item, default=argparse.SUPPRESS,
+                           metavar=metavar, help=text)
+    elif origin is dict or tp is dict:
+        group.add_argument(flag, dest=dest, type=json.loads, default=argparse.SUPPRESS,
+                           metavar="JSON", help=text)
+    else:
+        group.add_argument(flag, dest=dest, type=_parser_for(tp), default=argparse.SUPPRESS,
+                           metavar=metavar, help=text)
+
+
+def _add_config_options(group, cls, prefix: str) -> None:
+    """``--PREFIX.FIELD`` for every field of a config dataclass (FbankConfig, AugmentConfig)."""
+    types = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.name in skip:
+        _add_option(group, f"--{prefix}.{f.name.replace('_', '-')}", f"{prefix}.{f.name}",
+                    types[f.name], f.name.upper(), f"{cls.__name__}.{f.name}")
+
+
+def _add_section_options(group, section: str) -> None:
+    """Every field of a recipe section, under its flat name (``--eval-batch-size``)."""
+    cls = SECTIONS[section]
+    types = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in ("fbank", "augment"):
             continue
-        tp = types[f.name]
-        flag = "--" + prefix + f.name.replace("_", "-")
-        dest = prefix + f.name
-        origin = typing.get_origin(tp)
-        text = _help(f.name) if not prefix else f"{cls.__name__}.{f.name}"
-        if tp is bool:
-            group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=text)
-        elif origin is tuple:
-            item = typing.get_args(tp)[0]
-            group.add_argument(flag, dest=dest, nargs="+", type=item, default=argparse.SUPPRESS,
-                               metavar=f.name.upper(), help=text)
-        elif origin is dict or tp is dict:
-            group.add_argument(flag, dest=dest, type=json.loads, default=argparse.SUPPRESS,
-                               metavar="JSON", help=text)
-        else:
-            group.add_argument(flag, dest=dest, type=_parser_for(tp), default=argparse.SUPPRESS,
-                               metavar=f.name.upper(), help=text)
+        flat = _FLAT_NAME[(section, f.name)]
+        _add_option(group, "--" + flat.replace("_", "-"), flat, types[f.name], flat.upper(),
+                    _HELP[flat])
 
 
 def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd50k",
                  description: Optional[str] = None) -> argparse.ArgumentParser:
-    from gnn_audio.cli import OneLineParser
-
     p = OneLineParser(prog=prog, description=description or __doc__.split("\n\n")[0],
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("run")
@@ -176,60 +176,62 @@ def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--print-recipe", action="store_true",
                    help="print the resolved recipe as JSON and exit")
-    g.add_argument("--eval-mode", choices=("crop", "windows", "both"), default=None,
-                   help="shorthand for --eval-modes (both: crop windows)")
-    g = p.add_argument_group("recipe (each overrides the preset)")
-    _add_dataclass_options(g, Recipe, skip=("name", "fbank", "augment"))
-    g.add_argument("--fbank-preset", choices=sorted(FBANK_PRESETS), default=None,
-                   help="a named front-end (fields below override it)")
-    g = p.add_argument_group("front-end")
-    _add_dataclass_options(g, FbankConfig, prefix="fbank.")
-    g = p.add_argument_group("augmentation")
-    _add_dataclass_options(g, AugmentConfig, prefix="augment.")
-    g = p.add_argument_group("data")
-    _add_dataclass_options(g, DataPaths)
+    for name in ("seed", "log_every"):
+        _add_option(g, "--" + name.replace("_", "-"), name, int, name.upper(), _HELP[name])
+    for section in SECTIONS:
+        g = p.add_argument_group(_SECTION_TITLES[section])
+        _add_section_options(g, section)
+        if section == "data":
+            g.add_argument("--fbank-preset", choices=sorted(FBANK_PRESETS), default=None,
+                           help="a named front-end (the --fbank.* options override it)")
+        if section == "eval":
+            g.add_argument("--eval-mode", choices=("crop", "windows", "both"), default=None,
+                           help="shorthand for --eval-modes (both: crop windows)")
+    _add_config_options(p.add_argument_group("recipe: data, front-end (recipe.data.fbank)"),
+                        FbankConfig, "fbank")
+    _add_config_options(p.add_argument_group("recipe: data, augmentation "
+                                             "(recipe.data.augment)"), AugmentConfig, "augment")
+    add_store_options(p.add_argument_group("waveform stores (not part of the recipe)"))
+    add_source_options(p)
     return p
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    """The preset of ``args.recipe`` with every option given on the command line applied."""
+    """The preset of ``args.recipe`` with every option given on the command line applied
+    (one ``ValueError`` naming the recipe and every bad value)."""
     values = vars(args)
     recipe = get_recipe(args.recipe)
-    changes: Dict[str, Any] = {f.name: values[f.name] for f in dataclasses.fields(Recipe)
-                               if f.name in values}
-    fb = FBANK_PRESETS[args.fbank_preset] if args.fbank_preset else recipe.fbank
+    changes: Dict[str, Any] = {k: values[k] for k in (*FLAT_FIELDS, "seed", "log_every")
+                               if k in values}
+    fb = FBANK_PRESETS[args.fbank_preset] if args.fbank_preset else recipe.data.fbank
     fb_changes = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("fbank.")}
     aug_changes = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("augment.")}
     if args.eval_mode:
         changes["eval_modes"] = ("crop", "windows") if args.eval_mode == "both" else (
             args.eval_mode,)
     if "model" in changes and "model_kwargs" not in changes:
-        from gnn_audio.zoo import get_model_config
-
         # the preset's model arguments (e.g. ATGNN widths) do not fit another model family
-        if get_model_config(changes["model"]).family != get_model_config(recipe.model).family:
+        if get_model_config(changes["model"]).family != get_model_config(
+                recipe.model.name).family:
             changes["model_kwargs"] = {}
     return recipe.replace(fbank=fb.replace(**fb_changes),
-                          augment=recipe.augment.replace(**aug_changes), **changes)
+                          augment=recipe.data.augment.replace(**aug_changes), **changes)
 
 
 def paths_from_args(args: argparse.Namespace) -> DataPaths:
-    values = vars(args)
-    return DataPaths(**{f.name: values[f.name] for f in dataclasses.fields(DataPaths)
-                        if f.name in values})
+    return data_paths(args)
+
+
+def add_parser(sub) -> None:
+    # parsed by build_parser (gnn_audio.cli.main hands it every argument after "train")
+    sub.add_parser("train", add_help=False,
+                   help="train with a recipe (gnn-audio train --help lists every option)")
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: str = "gnn-audio train",
          default_recipe: str = "atgnn_fsd50k", prepare=None) -> int:
     """Parse ``argv``, then train (or resume). ``prepare(args)`` may fill in arguments
     (the example generates its default data set there)."""
-    from gnn_audio.data.audio import AudioError
-    from gnn_audio.data.dataset import ItemError
-    from gnn_audio.data.readers import DataError
-    from gnn_audio.data.store import StoreError
-    from gnn_audio.train.trainer import Trainer, TrainingStopped
-    from gnn_audio.zoo.checkpoints import CheckpointMismatch
-
     parser = build_parser(prog, default_recipe)
     args = parser.parse_args(argv)
     try:

@@ -1,5 +1,6 @@
-"""Training runs on the other data kinds and models: AudioSet-style JSON datafiles, the
-AudioSet embedding TFRecords, AT-GCN with its label graph."""
+"""Training runs on the other data sources and models: AudioSet-style JSON datafiles and
+segment CSVs, the AudioSet embedding TFRecords, AT-GCN with its label graph; ``gnn-audio eval``
+on each source."""
 import csv
 import json
 
@@ -10,7 +11,7 @@ import torch
 from gnn_audio.data.readers import read_fsd50k
 from gnn_audio.labels.cooccurrence import cooccurrence_adjacency
 from gnn_audio.labels.ontology_graph import ontology_adjacency
-from gnn_audio.train.cli import main
+from gnn_audio.cli.train import main
 
 COMMON = ["--num-workers", "0", "--no-progress", "--device", "cpu", "--eval-batch-size", "8"]
 
@@ -86,6 +87,23 @@ def test_embedding_baseline_on_tfrecords(tmp_path):
                  "--epochs", "2", "--batch-size", "16", *COMMON]) == 0
     results = json.loads((run / "results.json").read_text())
     assert set(results["eval"]) == {"crop"} and results["eval"]["crop"]["num_clips"] == 15
+    # gnn-audio eval scores the embedding checkpoint on the TFRecords, in crop mode
+    from gnn_audio.cli import main as gnn_audio_main
+
+    out = tmp_path / "eval.json"
+    assert gnn_audio_main(["eval", "--checkpoint", str(run / "best.pt"), "--eval-records",
+                           str(tmp_path / "eval.tfrecord"), "--out", str(out), "--quiet",
+                           "--device", "cpu"]) == 0
+    got = json.loads(out.read_text())
+    assert set(got["metrics"]) == {"crop"} and got["clips"] == 15
+    assert got["metrics"]["crop"]["mAP"] == pytest.approx(results["eval"]["crop"]["mAP"],
+                                                          abs=1e-6)
+    # an embedding checkpoint has no windows; a log-mel source does not fit it
+    assert gnn_audio_main(["eval", "--checkpoint", str(run / "best.pt"), "--eval-records",
+                           str(tmp_path / "eval.tfrecord"), "--eval-mode", "windows",
+                           "--quiet", "--device", "cpu"]) == 1
+    assert gnn_audio_main(["eval", "--checkpoint", str(run / "best.pt"), "--data-dir",
+                           str(tmp_path), "--quiet", "--device", "cpu"]) == 1
 
 
 def test_gnn_audio_eval_on_a_datafile(datafiles, tmp_path):
@@ -104,6 +122,52 @@ def test_gnn_audio_eval_on_a_datafile(datafiles, tmp_path):
                            str(datafiles / "eval.json"), "--class-csv",
                            str(datafiles / "classes.csv"), "--store-dir", str(stores),
                            "--out", str(out), "--quiet", "--batch-size", "8"]) == 0
+    got = json.loads(out.read_text())["metrics"]
+    want = json.loads((run / "results.json").read_text())["eval"]
+    for mode in ("crop", "windows"):
+        assert got[mode]["mAP"] == pytest.approx(want[mode]["mAP"], abs=1e-6)
+    # the same with the source's own option, and the stores training built are reused
+    assert gnn_audio_main(["eval", "--checkpoint", str(run / "best.pt"), "--data", "audioset",
+                           "--eval-datafile", str(datafiles / "eval.json"), "--class-csv",
+                           str(datafiles / "classes.csv"), "--store-dir", str(stores),
+                           "--out", str(out), "--batch-size", "8", "--eval-mode", "crop"]) == 0
+    got = json.loads(out.read_text())["metrics"]
+    assert set(got) == {"crop"}
+    assert got["crop"]["mAP"] == pytest.approx(want["crop"]["mAP"], abs=1e-6)
+
+
+def test_audioset_segment_csvs_train_and_eval(datafiles, tiny_fsd50k, tmp_path, capsys):
+    """Segment CSVs over a folder of Y<ytid>.wav files: training and gnn-audio eval read them
+    through the same source and the same stores."""
+    import shutil
+
+    from gnn_audio.cli import main as gnn_audio_main
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    labels = read_fsd50k(tiny_fsd50k, "train").label_set
+    for split in ("train", "eval"):
+        lines = ["# YTID, start_seconds, end_seconds, positive_labels"]
+        for c in read_fsd50k(tiny_fsd50k, split).clips:
+            shutil.copy(c.path, audio / f"Yclip{c.clip_id}.wav")
+            mids = ",".join(labels.mids[i] for i in c.labels)
+            lines.append(f'clip{c.clip_id}, 0.000, 10.000, "{mids}"')
+        (tmp_path / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    assert main(["--recipe", "example", "--model", "cnn10", "--data", "audioset",
+                 "--train-csv", str(tmp_path / "train.csv"), "--eval-csv",
+                 str(tmp_path / "eval.csv"), "--audio-dir", str(audio), "--class-csv",
+                 str(datafiles / "classes.csv"), "--run-dir", str(run), "--epochs", "1",
+                 "--batch-size", "8", "--fbank.target-length", "64", "--fbank.num-mel-bins",
+                 "32", *COMMON]) == 0
+    assert (audio / "gnn_audio_stores" / "eval_16000").is_dir()  # AUDIO_DIR/gnn_audio_stores
+    out = tmp_path / "eval.json"
+    capsys.readouterr()
+    assert gnn_audio_main(["eval", "--checkpoint", str(run / "best.pt"), "--eval-csv",
+                           str(tmp_path / "eval.csv"), "--audio-dir", str(audio),
+                           "--class-csv", str(datafiles / "classes.csv"), "--out", str(out),
+                           "--batch-size", "8"]) == 0
+    assert "up to date" in capsys.readouterr().err  # training's store, not a new one
     got = json.loads(out.read_text())["metrics"]
     want = json.loads((run / "results.json").read_text())["eval"]
     for mode in ("crop", "windows"):

@@ -12,7 +12,7 @@ import torch
 from gnn_audio.zoo import create_model
 from gnn_audio.zoo.summary import count_macs
 
-from .benchmark_scripts import load_benchmark
+from ..script_loader import load_benchmark
 
 
 bench = load_benchmark("train_throughput")

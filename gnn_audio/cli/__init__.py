@@ -1,0 +1,65 @@
+"""The ``gnn-audio`` command line: ``tag``, ``models``, ``summary``, ``explain``, ``train``,
+``eval``, ``prepare``, ``demo``; one module per command (``gnn_audio.cli.tag``, ...), each
+with ``add_parser(sub)`` and ``run(args) -> exit status`` over library functions, and
+:mod:`gnn_audio.cli.common` for what they share.
+
+Output fits pipes: results go to stdout, progress and log lines to stderr. Exit status: 0 done,
+1 a failure (a file, a checkpoint, a data set: one line on stderr naming it), 2 a usage error
+(a bad option or value, one line on stderr). ``gnn-audio tag`` tags every file it can and exits
+1 at the end when one could not be tagged.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from gnn_audio import __version__
+from gnn_audio.cli import demo, explain, models, prepare, summary, tag, train
+from gnn_audio.cli import eval as evaluate  # the module gnn_audio.cli.eval
+from gnn_audio.cli.common import PROG, OneLineParser, say
+
+__all__ = ["build_parser", "main", "COMMANDS"]
+
+#: the command modules in the order ``gnn-audio --help`` lists them; each adds its parser
+#: with ``func`` set to the function that runs it (``func(args) -> exit status``)
+COMMANDS = (tag, models, summary, explain, train, evaluate, prepare, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description="Audio tagging with graph neural networks. "
+                           "Results go to stdout, progress and errors to stderr; exit status "
+                           "0 done, 1 failure, 2 usage error.")
+    parser.add_argument("--version", action="version", version=f"gnn-audio {__version__}",
+                        help="print the version and exit")
+    parser.set_defaults(func=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    for command in sub.choices.values():  # its own usage errors name the command
+        command.set_defaults(command_parser=command)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        return train.main(argv[1:])
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        getattr(args, "command_parser", parser).error(
+            f"unrecognized arguments: {' '.join(extra)}")
+    if args.func is None:  # no command: a usage error
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # e.g. `gnn-audio tag ... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        say("", "interrupted")
+        return 130
