@@ -1,7 +1,7 @@
 # Entry points for newcomers (see README.md); each installs what is missing first.
 #   make train  examples/train_fsd50k.py: generated FSD50K-format data, a small ATGNN, eval mAP
 #   make test   run the test suite
-#   make demo   a one-minute toy: 60 steps on generated audio, then the top tags
+#   make demo   a toy of about two minutes: 60 steps on generated audio, then the top tags
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=

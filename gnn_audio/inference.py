@@ -26,6 +26,20 @@ parallel by a :class:`~torch.utils.data.DataLoader` (``num_workers``); a file th
 used gives an error result naming it (:attr:`TagResult.error`) and the others are still
 tagged.
 
+A model scores whatever it is given, and on some input its scores mean little: a result
+carries :attr:`TagResult.notes` saying so (:func:`tag_notes`), and its tags are computed and
+listed all the same:
+
+* ``"digital silence"``: the peak of the mono signal the model hears (after decoding,
+  down-mixing and resampling; :attr:`TagResult.peak`) is below :data:`SILENCE_PEAK`, 1e-6 of
+  full scale (-120 dBFS; the smallest non-zero 16-bit sample is 3e-5), so every sample is
+  zero or as good as zero;
+* ``"short: ..."``: the audio lasts less than :data:`SHORT_FRACTION` (a quarter) of the
+  model's input window (``model.bundle.frames`` frames of the front-end's frame shift, e.g.
+  2.56 s of 10.24 s; :attr:`Tagger.model_window`), so that at least three quarters of what
+  the model sees is padding. The model's window counts, not ``window``: a shorter tagging
+  window is padded to the model's input too.
+
 >>> tagger = Tagger("runs/example/best.pt")                   # doctest: +SKIP
 >>> tagger.tag("dog.wav", top_k=3).tags                        # doctest: +SKIP
 [('Dog', 0.91), ('Domestic_animals_and_pets', 0.88), ('Bark', 0.42)]
@@ -55,10 +69,18 @@ from gnn_audio.scoring import WindowScorer
 from gnn_audio.types import PathLike
 from gnn_audio.zoo import ModelBundle, bundle_of, is_model, load_model
 
-__all__ = ["POOLS", "TaggingConfig", "TagResult", "Tagger", "load_tagging_model"]
+__all__ = ["POOLS", "SILENCE_PEAK", "SHORT_FRACTION", "SILENCE_NOTE", "TaggingConfig",
+           "TagResult", "Tagger", "load_tagging_model", "tag_notes"]
 
 #: ways of pooling window scores into a clip score
 POOLS = ("max", "mean")
+#: a signal whose peak (largest absolute sample, full scale 1.0) is below this is digital
+#: silence: 1e-6 is -120 dBFS, under the smallest non-zero 16-bit sample (2 ** -15)
+SILENCE_PEAK = 1e-6
+#: audio shorter than this fraction of the model's input window is noted as short
+SHORT_FRACTION = 0.25
+#: the note of a result whose signal is digital silence
+SILENCE_NOTE = "digital silence"
 
 Audio = Union[PathLike, Tensor, np.ndarray]
 _UNSET: Any = object()
@@ -118,6 +140,10 @@ class TagResult:
         top_k: how many tags :attr:`tags` lists (``None``: all).
         threshold: the lowest score :attr:`tags` lists (``None``: no limit).
         error: one line naming the file when it could not be tagged, else ``None``.
+        peak: the largest absolute sample of the mono signal the model heard (full scale
+            1.0; ``None`` for an error result).
+        notes: what makes the scores mean little (:func:`tag_notes`: ``"digital silence"``,
+            ``"short: ..."``); empty for most files. The tags are listed all the same.
     """
 
     source: str
@@ -132,6 +158,8 @@ class TagResult:
     top_k: Optional[int] = 10
     threshold: Optional[float] = None
     error: Optional[str] = None
+    peak: Optional[float] = None
+    notes: Tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -166,6 +194,7 @@ class TagResult:
 
     def to_dict(self, windows: bool = False) -> Dict[str, Any]:
         """A JSON-serialisable dict: ``file``, ``duration``, ``sample_rate``, ``channels``,
+        ``pool``, ``num_windows``, ``peak``, ``notes`` (a list, empty for most files),
         ``tags`` (``[{"label", "score"}]``) and with ``windows`` the windows' ``start``,
         ``end`` and ``tags``; ``{"file", "error"}`` for an error result."""
         if not self.ok:
@@ -176,12 +205,27 @@ class TagResult:
         out: Dict[str, Any] = {"file": self.source, "duration": round(self.duration, 6),
                                "sample_rate": self.sample_rate, "channels": self.channels,
                                "pool": self.pool, "num_windows": len(self.window_scores),
-                               "tags": tags(self.tags)}
+                               "peak": None if self.peak is None else float(self.peak),
+                               "notes": list(self.notes), "tags": tags(self.tags)}
         if windows:
             out["windows"] = [{"start": round(float(a), 4), "end": round(float(b), 4),
                                "tags": tags(t)}
                               for (a, b), t in zip(self.window_times, self.window_tags())]
         return out
+
+
+def tag_notes(duration: float, peak: float, model_window: float) -> Tuple[str, ...]:
+    """The notes of a tagged signal (see the module docstring): ``"digital silence"`` when
+    ``peak`` (largest absolute sample, full scale 1.0) is below :data:`SILENCE_PEAK`;
+    ``"short: D s of audio for the model's W-s window"`` when ``duration`` seconds are less
+    than :data:`SHORT_FRACTION` of ``model_window`` seconds (the model's input)."""
+    notes = []
+    if peak < SILENCE_PEAK:
+        notes.append(SILENCE_NOTE)
+    if duration < SHORT_FRACTION * model_window:
+        notes.append(f"short: {duration:.3g} s of audio for the model's {model_window:g}-s "
+                     "window")
+    return tuple(notes)
 
 
 def load_tagging_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
@@ -272,12 +316,28 @@ def _open_source(source: Union[str, _Waveform], sample_rate: int, block_frames: 
     return audio, meta
 
 
+class _Level:
+    """The peak of a signal, seen as it goes by (whole or block by block)."""
+
+    __slots__ = ("peak",)
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+
+    def see(self, x: Tensor) -> Tensor:
+        if x.numel():
+            low, high = torch.aminmax(x)  # no copy of the signal, unlike x.abs()
+            self.peak = max(self.peak, float(-low), float(high))
+        return x
+
+
 class _WindowItems(IterableDataset):
     """The windows of many sources as a stream of items (source ``i`` is read by worker
     ``i % num_workers``): ``("start", i, meta)``, then ``("windows", i, spans, features
     [n, frames, mel])`` for up to ``chunk`` windows at a time (one item per window would cost
-    a shared-memory transfer each), then ``("end", i)``; or ``("error", i, message)`` as soon
-    as source ``i`` turns out unusable."""
+    a shared-memory transfer each), then ``("end", i, peak)`` (the peak of the signal the
+    windows were cut from); or ``("error", i, message)`` as soon as source ``i`` turns out
+    unusable."""
 
     def __init__(self, sources: Sequence[Tuple[int, Union[str, _Waveform]]], fbank: FbankConfig,
                  windowing: Windowing, block_frames: int, whole_samples: int,
@@ -293,10 +353,11 @@ class _WindowItems(IterableDataset):
         for index, source in mine:
             spans: List[Tuple[int, int]] = []
             chunk: Optional[Tensor] = None
+            level = _Level()
             try:
                 blocks, meta = _open_source(source, self.fbank.sample_rate, self.block_frames)
                 yield ("start", index, meta)
-                for start, end, x in self.windows(source, blocks, meta, frontend):
+                for start, end, x in self.windows(source, blocks, meta, frontend, level):
                     if chunk is None:  # windows are copied into it as they come
                         chunk = x.new_empty((self.chunk, *x.shape))
                     chunk[len(spans)] = x
@@ -306,21 +367,21 @@ class _WindowItems(IterableDataset):
                         spans, chunk = [], None
                 if spans:
                     yield ("windows", index, spans, chunk[:len(spans)])
-                yield ("end", index)
+                yield ("end", index, level.peak)
             except AudioError as err:
                 yield ("error", index, one_line(err))
 
     def windows(self, source: Union[str, _Waveform], blocks: Iterable[Tensor],
-                meta: Dict[str, Any], frontend: KaldiFbank
+                meta: Dict[str, Any], frontend: KaldiFbank, level: _Level
                 ) -> Iterator[Tuple[int, int, Tensor]]:
         """``(first frame, end frame, features)`` of every window of ``source``: from its
         whole log-mel (as the evaluation data set computes it) up to ``whole_samples``
-        samples, else streamed from its blocks."""
+        samples, else streamed from its blocks; ``level`` sees the signal on its way."""
         if meta["num_samples"] > self.whole_samples:
-            yield from logmel_windows(blocks, meta["num_samples"], self.fbank, self.windowing,
-                                      frontend)
+            yield from logmel_windows((level.see(b) for b in blocks), meta["num_samples"],
+                                      self.fbank, self.windowing, frontend)
             return
-        logmel = frontend(_whole_waveform(source, self.fbank.sample_rate))[0]
+        logmel = frontend(level.see(_whole_waveform(source, self.fbank.sample_rate)))[0]
         starts, windows = self.windowing.windows(logmel, pad_value(self.fbank))
         for start, x in zip(starts, windows):
             yield start, self.windowing.end(start, logmel.size(0)), x
@@ -340,12 +401,13 @@ def _whole_waveform(source: Union[str, _Waveform], sample_rate: int) -> Tensor:
 class _Pending:
     """What has arrived for one source while its windows are being scored."""
 
-    __slots__ = ("meta", "spans", "error")
+    __slots__ = ("meta", "spans", "error", "peak")
 
     def __init__(self) -> None:
         self.meta: Optional[Dict[str, Any]] = None
         self.spans: List[Tuple[int, int]] = []
         self.error: Optional[str] = None
+        self.peak = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,6 +492,12 @@ class Tagger:
         """Seconds between window starts."""
         return self.windowing.hop * self.fbank.frame_shift_ms / 1000.0
 
+    @property
+    def model_window(self) -> float:
+        """Seconds of the model's input (:attr:`frames` frames), which every window is padded
+        to; audio shorter than a quarter of it is noted as short (:func:`tag_notes`)."""
+        return self.frames * self.fbank.frame_shift_ms / 1000.0
+
     def describe(self) -> str:
         """One line: the model, its classes and the windowing."""
         where = f" from {self.checkpoint}" if self.checkpoint else ""
@@ -461,7 +529,7 @@ class Tagger:
         items = self._items([(0, source)], chunk=1)
         blocks, meta = _open_source(source, self.fbank.sample_rate, self.block_frames)
         frontend = KaldiFbank(self.fbank.replace(target_length=None))
-        for start, end, x in items.windows(source, blocks, meta, frontend):
+        for start, end, x in items.windows(source, blocks, meta, frontend, _Level()):
             a, b = self._span_seconds(start, end, meta["num_samples"])
             yield a, b, x
 
@@ -532,6 +600,8 @@ class Tagger:
                 else:  # "end" or "error"
                     if kind == "error":
                         acc.error = item[2]
+                    else:
+                        acc.peak = item[2]
                     scorer.close(index)
                 item = acc = None  # scored windows are freed before the next chunk comes
                 self._finish(scorer, pending, names, ready, bar, top_k, threshold)
@@ -567,9 +637,11 @@ class Tagger:
                   else window_scores.mean(axis=0))
         times = np.array([self._span_seconds(a, b, meta["num_samples"]) for a, b in acc.spans],
                          dtype=np.float64).reshape(-1, 2)
+        duration = float(meta["duration"])
         return TagResult(scores=scores.astype(np.float32), window_times=times,
-                         window_scores=window_scores, duration=float(meta["duration"]),
+                         window_scores=window_scores, duration=duration,
                          sample_rate=int(meta["sample_rate"]), channels=int(meta["channels"]),
+                         peak=acc.peak, notes=tag_notes(duration, acc.peak, self.model_window),
                          **common)
 
 

@@ -14,6 +14,9 @@
 #   4. installs gnn_audio itself (editable) with the extras in GNN_AUDIO_EXTRAS (default: test);
 #   5. runs `pip check` and writes a stamp: a re-run with nothing changed is a no-op.
 #
+# Everything it prints, its own lines and pip's, goes to stderr: stdout stays free for the
+# result line of what runs after it (`make train`, `make demo`).
+#
 # Environment knobs:
 #   PYTHON                 interpreter used to create the venv (default python3)
 #   GNN_AUDIO_VENV         venv folder (default <checkout>/.venv)
@@ -25,6 +28,7 @@
 #   PIP_FIND_LINKS         standard pip variable: folders with prebuilt wheels
 #   FORCE_CUDA=1           build the extensions with CUDA kernels (needs nvcc)
 set -euo pipefail
+exec 1>&2  # all output on stderr (see above); pip, python and the build logs' tails included
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${GNN_AUDIO_VENV:-$ROOT/.venv}"
@@ -166,9 +170,11 @@ log "installing gnn_audio[$EXTRAS] (editable)"
 pip_ install -q -e "$ROOT[$EXTRAS]" "$TORCH_PIN" "$TORCHAUDIO_PIN"
 
 # -- 5. check and stamp ------------------------------------------------------------------------------
-pip_ check
-"$VPY" -c "import torch, torchaudio, torch_geometric, torch_scatter, torch_cluster, gnn_audio; \
+checked="$(pip_ check)" || { printf '%s\n' "$checked"; log "pip check FAILED"; exit 1; }
+log "pip check: $checked"
+versions="$("$VPY" -c "import torch, torchaudio, torch_geometric, torch_scatter, torch_cluster, gnn_audio; \
 print(f'torch {torch.__version__}, torchaudio {torchaudio.__version__}, torch_geometric {torch_geometric.__version__}, '
-      f'torch_scatter {torch_scatter.__version__}, torch_cluster {torch_cluster.__version__}, gnn_audio {gnn_audio.__version__}')"
+      f'torch_scatter {torch_scatter.__version__}, torch_cluster {torch_cluster.__version__}, gnn_audio {gnn_audio.__version__}')")"
+log "$versions"
 stamp_hash >"$STAMP"
 log "done in $((SECONDS - START)) s: activate with 'source ${VENV#"$ROOT"/}/bin/activate'"

@@ -1,4 +1,5 @@
-"""Shared fixtures: generated audio (no downloads), fixed seeds, the ``gpu`` marker."""
+"""Shared fixtures: generated audio and data sets (no downloads), a checkpoint for them, fixed
+seeds, the ``gpu`` marker."""
 from __future__ import annotations
 
 import random
@@ -74,3 +75,41 @@ def audio_files(tmp_path_factory) -> List[AudioFile]:
 @pytest.fixture(scope="session")
 def audio_by_name(audio_files) -> Dict[str, AudioFile]:
     return {f.path.stem: f for f in audio_files}
+
+
+def calibrate_batch_norm(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """Batch-norm statistics of one forward pass of ``x``: a fresh model's eval-mode scores
+    are saturated at 0 or 1 (|logit| ~1e7), those of this one are not, so that a change of a
+    feature's last bit shows in them. Returns the model in eval mode."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # the average over the pass
+    with torch.no_grad():
+        model.train()(x)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def fsd50k_checkpoint(tmp_path_factory):
+    """``(data_dir, checkpoint)``: a generated FSD50K-layout data set of 24 clips and an
+    (untrained, batch-norm calibrated) ATGNN checkpoint of its class list, with a 64-mel,
+    256-frame front-end."""
+    from gnn_audio.data.features import FbankConfig
+    from gnn_audio.data.readers.sources import get_source
+    from gnn_audio.data.synthetic.fsd50k import make_fsd50k_like
+    from gnn_audio.zoo import create_model, save_checkpoint
+
+    fb = FbankConfig(num_mel_bins=64, target_length=256)
+    root = make_fsd50k_like(tmp_path_factory.mktemp("fsd50k_ckpt") / "FSD50K", num_clips=24,
+                            max_duration=5.0, median_duration=3.0)
+    source = get_source("fsd50k")
+    options = {"data_dir": str(root)}
+    labels = source.label_set(options, source.read(options, "eval"))
+    torch.manual_seed(0)
+    model = create_model("atgnn_pyr_t", num_classes=len(labels), label_names=labels.names,
+                         channels=[8, 16, 24, 32], input_size=(256, 64), drop_path_rate=0.0,
+                         fbank=fb)
+    calibrate_batch_norm(model, torch.randn(8, 256, 64))
+    ckpt = root.parent / "best.pt"
+    save_checkpoint(model, ckpt)
+    return root, ckpt

@@ -86,7 +86,8 @@ def test_tag_table_and_csv(ckpt, two_x, capsys):
     assert all(line.split(None, 1)[1] in NAMES for line in lines[1:3] + lines[4:6])
     assert main(["tag", *two_x, "-c", ckpt, "--format", "csv", "--top-k", "1", "-q"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["file", "label", "score"] and [r[0] for r in rows[1:]] == two_x
+    assert rows[0] == ["file", "label", "score", "notes"] and [r[0] for r in rows[1:]] == two_x
+    assert [r[3] for r in rows[1:]] == ["", ""]  # nothing to note about these files
     assert main(["tag", two_x[0], "-c", ckpt, "--format", "csv", "--windows", "--top-k", "1",
                  "--threshold", "0", "-q"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -321,3 +322,52 @@ def test_eval_and_prepare_take_every_source_and_check_it_before_any_work(tmp_pat
     assert main(["eval", *ck, "--data-dir", str(tmp_path), "--quiet"]) == 1
     err = _one_line_err(capsys)
     assert str(tmp_path / "missing.pt") in err
+
+
+def _fsd50k_layout(root, names):
+    """An FSD50K-layout folder over ``names``: 3 dev clips (2 train, 1 val), 2 eval clips."""
+    gt = root / "FSD50K.ground_truth"
+    dev, ev = root / "FSD50K.dev_audio", root / "FSD50K.eval_audio"
+    for d in (gt, dev, ev):
+        d.mkdir(parents=True)
+    mids = [f"/m/x{i}" for i in range(len(names))]
+    (gt / "vocabulary.csv").write_text("".join(f"{i},{n},{m}\n"
+                                               for i, (n, m) in enumerate(zip(names, mids))))
+    dev_rows = [("1", 0, "train"), ("2", 1, "train"), ("3", 2, "val")]
+    (gt / "dev.csv").write_text("fname,labels,mids,split\n" + "".join(
+        f'{f},"{names[c]}","{mids[c]}",{split}\n' for f, c, split in dev_rows))
+    (gt / "eval.csv").write_text("fname,labels,mids\n" + "".join(
+        f'{f},"{names[c]}","{mids[c]}"\n' for f, c in [("8", 0), ("9", 1)]))
+    for k, (folder, fname) in enumerate([(dev, "1"), (dev, "2"), (dev, "3"), (ev, "8"),
+                                         (ev, "9")]):
+        write_wav(folder / f"{fname}.wav", tone(0.8, 22050, freq=300.0 + 100 * k), 22050)
+    return root
+
+
+def test_eval_quiet_prints_the_result_lines_only(ckpt, tmp_path, capsys):
+    """--quiet: the metrics on stdout and nothing on stderr, whether the split's waveform
+    store is built, reused or rebuilt; without it, the store line and progress go to
+    stderr."""
+    data = _fsd50k_layout(tmp_path / "FSD50K", NAMES)
+    args = ["eval", "--checkpoint", ckpt, "--data-dir", str(data), "--batch-size", "4",
+            "--device", "cpu"]
+
+    def quiet_run():
+        assert main([*args, "--quiet"]) == 0
+        captured = capsys.readouterr()
+        assert captured.err == ""
+        lines = captured.out.splitlines()
+        assert [line.split()[0] for line in lines] == ["crop", "windows"]
+        assert all(line.endswith("(2 clips)") for line in lines)
+
+    quiet_run()  # builds the store
+    assert (data / "gnn_audio_stores" / "eval_16000").is_dir()
+    quiet_run()  # reuses it
+    write_wav(data / "FSD50K.eval_audio" / "9.wav", chirp(0.9, 22050), 22050)
+    quiet_run()  # rebuilds it: a source changed
+    write_wav(data / "FSD50K.eval_audio" / "8.wav", chirp(0.7, 22050, seed=4), 22050)
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "gnn-audio eval: eval: 2 clips -> " in captured.err
+    assert "1 changed source(s): 8" in captured.err
+    assert [line.split()[0] for line in captured.out.splitlines()] == ["crop", "windows"]

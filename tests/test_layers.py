@@ -22,7 +22,8 @@ ROOT = Path(gnn_audio.__file__).parent
 #: (rung, layer name, module prefixes); the first matching prefix decides, longest first
 LAYERS: List[Tuple[int, str, Tuple[str, ...]]] = [
     (0, "base", ("gnn_audio", "gnn_audio.types", "gnn_audio.files", "gnn_audio.errors",
-                 "gnn_audio.devices", "gnn_audio.precision", "gnn_audio.weights_io")),
+                 "gnn_audio.devices", "gnn_audio.precision", "gnn_audio.weights_io",
+                 "gnn_audio.threads")),
     (1, "labels", ("gnn_audio.labels", "gnn_audio.metrics")),
     (2, "wav", ("gnn_audio.data.audio",)),
     (3, "features", ("gnn_audio.data",)),

@@ -7,13 +7,18 @@ Output fits pipes: results go to stdout, progress and log lines to stderr. Exit 
 1 a failure (a file, a checkpoint, a data set: one line on stderr naming it), 2 a usage error
 (a bad option or value, one line on stderr). ``gnn-audio tag`` tags every file it can and exits
 1 at the end when one could not be tagged.
+
+Starting is quick: this package and its command modules import no library code (torch, the
+models, the trainer) when they are imported. :func:`main` builds the parser of the one command
+it runs (the others are listed by name for ``--help``), and a command loads what it needs in
+its ``run()`` once its arguments are parsed and the paths it names are found to be there.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 from gnn_audio import __version__
 from gnn_audio.cli import demo, explain, models, prepare, summary, tag, train
@@ -27,7 +32,11 @@ __all__ = ["build_parser", "main", "COMMANDS"]
 COMMANDS = (tag, models, summary, explain, train, evaluate, prepare, demo)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Optional[Collection[str]] = None) -> argparse.ArgumentParser:
+    """The ``gnn-audio`` parser. ``commands``: the commands whose parsers are built in full
+    (``None``: all of them); the others are listed with their one-line help, which is all
+    ``gnn-audio --help`` shows, without the options whose declarations need the library
+    (the data sources' of ``eval`` and ``prepare``)."""
     parser = OneLineParser(prog=PROG, description="Audio tagging with graph neural networks. "
                            "Results go to stdout, progress and errors to stderr; exit status "
                            "0 done, 1 failure, 2 usage error.")
@@ -36,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(func=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for command in COMMANDS:
-        command.add_parser(sub)
+        if commands is None or command.COMMAND in commands:
+            command.add_parser(sub)
+        else:
+            sub.add_parser(command.COMMAND, help=command.HELP, add_help=False)
     for command in sub.choices.values():  # its own usage errors name the command
         command.set_defaults(command_parser=command)
     return parser
@@ -46,7 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         return train.main(argv[1:])
-    parser = build_parser()
+    parser = build_parser(argv[:1])  # a command comes first: only its parser is needed
     args, extra = parser.parse_known_args(argv)
     if extra:
         getattr(args, "command_parser", parser).error(

@@ -1,24 +1,32 @@
 """What every ``gnn-audio`` command shares: the parser whose usage errors are one line
 (:class:`OneLineParser`), the one-line messages on stderr (:func:`say`), the option types
 that turn a bad value into a usage error before any work (:func:`int_at_least`,
-:func:`probability`, :func:`positive_float`, :func:`device`), and the options of the data
-sources (:func:`add_source_options`, :func:`data_paths`), taken from their declarations in
+:func:`probability`, :func:`positive_float`, :func:`device`), the check that a path given on
+the command line is there at all (:func:`no_such`), and the options of the data sources
+(:func:`add_source_options`, :func:`data_paths`), taken from their declarations in
 :mod:`gnn_audio.data.readers.sources`.
+
+This module, :mod:`gnn_audio.cli` and the command modules import nothing heavy when they are
+imported: a command imports its library functions in its ``run()``, once its arguments are
+parsed and the paths it was given are found to be there, so that ``gnn-audio --help`` and a
+missing file are answered at once, without loading torch. The functions here that need the
+library (the data sources' options, a device other than the CPU) import it when called.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
-from gnn_audio.data.readers.sources import get_source, list_sources, source_options
-from gnn_audio.devices import resolve_device
 from gnn_audio.errors import one_line
-from gnn_audio.train.data import STORE_OPTIONS, DataPaths
 
-__all__ = ["PROG", "OneLineParser", "say", "int_at_least", "number", "positive_float",
-           "probability", "device", "add_source_options", "add_store_options",
-           "source_values", "data_paths"]
+if TYPE_CHECKING:  # for the annotations only
+    from gnn_audio.train.data import DataPaths
+
+__all__ = ["PROG", "OneLineParser", "say", "no_such", "int_at_least", "number",
+           "positive_float", "probability", "device", "add_source_options",
+           "add_store_options", "source_values", "data_paths"]
 
 PROG = "gnn-audio"
 
@@ -30,6 +38,16 @@ def say(command: str, message: Any) -> None:
         str(message).split())
     print(f"{PROG} {command}: {text}" if command else f"{PROG}: {text}", file=sys.stderr,
           flush=True)
+
+
+def no_such(path: str, what: str = "file") -> Optional[str]:
+    """``PATH: no such WHAT`` when nothing at all is at ``path`` (the message the library
+    gives for it: :func:`~gnn_audio.data.audio.audio_info` for ``file``,
+    :func:`~gnn_audio.inference.load_tagging_model` for ``checkpoint file``), else ``None``.
+    Only absence is found here, before the library is loaded; whatever else is wrong with a
+    path that is there (a broken link, a directory, an empty or damaged file) the library
+    reports when it reads it."""
+    return None if os.path.lexists(path) else f"{path}: no such {what}"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -79,7 +97,13 @@ def probability(text: str) -> float:
 
 
 def device(text: str) -> str:
-    """A device this machine has (:func:`gnn_audio.devices.resolve_device`)."""
+    """A device this machine has (:func:`gnn_audio.devices.resolve_device`). ``cpu``, the
+    default of the commands that take ``--device``, is always there and is taken without
+    loading torch; any other name is resolved here, which loads it."""
+    if text == "cpu":
+        return text
+    from gnn_audio.devices import resolve_device
+
     try:
         resolve_device(text)
     except ValueError as err:
@@ -95,7 +119,13 @@ def add_source_options(parser: argparse.ArgumentParser,
                        sources: Optional[Iterable[str]] = None) -> None:
     """One argument group per data source (default: every registered one) with its declared
     options (``--data-dir``, ``--train-csv``, ...); an option two sources share is added once,
-    to the first. Unset options are left out of the parsed arguments."""
+    to the first. Unset options are left out of the parsed arguments.
+
+    The declarations are read from the registry, :mod:`gnn_audio.data.readers.sources`, which
+    at present imports torch (through the readers and :mod:`gnn_audio.labels`): a command
+    with data-source options (``train``, ``eval``, ``prepare``) loads it to build its parser."""
+    from gnn_audio.data.readers.sources import get_source, list_sources
+
     added = set()
     for name in (list(sources) if sources is not None else list_sources()):
         source = get_source(name)
@@ -113,6 +143,8 @@ def add_source_options(parser: argparse.ArgumentParser,
 def add_store_options(group, names: Iterable[str] = ("store_dir", "skip_bad",
                                                      "store_workers")) -> None:
     """The waveform-store options of :class:`~gnn_audio.train.data.DataPaths`."""
+    from gnn_audio.train.data import STORE_OPTIONS
+
     for name in names:
         flag = "--" + name.replace("_", "-")
         if name == "skip_bad":
@@ -128,12 +160,16 @@ def add_store_options(group, names: Iterable[str] = ("store_dir", "skip_bad",
 
 def source_values(args: argparse.Namespace) -> dict:
     """The source options given on the command line."""
+    from gnn_audio.data.readers.sources import source_options
+
     values = vars(args)
     return {k: values[k] for k in source_options() if values.get(k) is not None}
 
 
 def data_paths(args: argparse.Namespace, **extra: Any) -> DataPaths:
     """The :class:`~gnn_audio.train.data.DataPaths` of the parsed arguments."""
+    from gnn_audio.train.data import STORE_OPTIONS, DataPaths
+
     values = vars(args)
     stores = {k: values[k] for k in STORE_OPTIONS if k in values}
     return DataPaths(**{**source_values(args), **stores, **extra})

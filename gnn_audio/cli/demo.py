@@ -8,6 +8,9 @@ from gnn_audio.cli.common import int_at_least
 
 __all__ = ["add_parser", "run"]
 
+COMMAND = "demo"
+HELP = "train a small zoo model on generated audio, tag clips"
+
 
 def run(args: argparse.Namespace) -> int:
     from gnn_audio.demo import run_demo
@@ -19,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="train a small zoo model on generated audio, tag clips")
+    p = sub.add_parser(COMMAND, help=HELP)
     p.add_argument("--model", default="atgnn_pyr_t", help="zoo model (default atgnn_pyr_t)")
     p.add_argument("--steps", type=int_at_least(1), default=60,
                    help="training steps (default 60)")

@@ -8,22 +8,17 @@ import argparse
 import json
 
 from gnn_audio.cli.common import (add_source_options, add_store_options, data_paths, device,
-                                  int_at_least, positive_float, say)
-from gnn_audio.data.audio import AudioError
-from gnn_audio.data.dataset import ItemError
-from gnn_audio.data.readers import DataError
-from gnn_audio.data.readers.sources import SPLITS, get_source, infer_source, list_sources
-from gnn_audio.data.store import StoreError
-from gnn_audio.files import atomic_write_text
-from gnn_audio.train.evaluate import evaluate_checkpoint
-from gnn_audio.zoo.checkpoints import CheckpointMismatch
+                                  int_at_least, no_such, positive_float, say)
 
 __all__ = ["add_parser", "run"]
 
 COMMAND = "eval"
+HELP = "score a trained checkpoint on a data split"
 
 
 def run(args: argparse.Namespace) -> int:
+    from gnn_audio.data.readers.sources import get_source, infer_source
+
     extra = {}
     if args.datafile:  # the older spelling of --SPLIT-datafile
         extra[f"{args.split}_datafile"] = args.datafile
@@ -35,6 +30,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         say(COMMAND, err)
         return 2
+    missing = no_such(args.checkpoint, "checkpoint file")
+    if missing is not None:  # before the models and the evaluation are loaded
+        say(COMMAND, missing)
+        return 1
+    from gnn_audio.data.audio import AudioError
+    from gnn_audio.data.dataset import ItemError
+    from gnn_audio.data.readers import DataError
+    from gnn_audio.data.store import StoreError
+    from gnn_audio.files import atomic_write_text
+    from gnn_audio.train.evaluate import evaluate_checkpoint
+    from gnn_audio.zoo.checkpoints import CheckpointMismatch
+
     modes = None if args.eval_mode is None else (
         ("crop", "windows") if args.eval_mode == "both" else (args.eval_mode,))
     def log(message: str) -> None:
@@ -62,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    from gnn_audio.data.readers.sources import SPLITS, list_sources
+
     p = sub.add_parser(
-        "eval", help="score a trained checkpoint on a data split",
+        COMMAND, help=HELP,
         description="Score a trained checkpoint on one split of a data source, read as "
         "training reads it: audio is decoded into the same waveform stores "
         "(STORE_DIR/SPLIT_RATE, built when missing or stale) and scored in crop and / or "

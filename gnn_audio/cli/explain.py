@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from gnn_audio.cli.common import device, int_at_least, say
+from gnn_audio.cli.common import device, int_at_least, no_such, say
 
 __all__ = ["add_parser", "run"]
 
+COMMAND = "explain"
+HELP = "draw what ATGNN's graphs looked at for a label (PNG)"
+
 
 def run(args: argparse.Namespace) -> int:
+    # a checkpoint or audio file that is not there is reported before the library is loaded
+    for missing in (no_such(args.checkpoint, "checkpoint file"), no_such(args.file)):
+        if missing is not None:
+            say(COMMAND, missing)
+            return 1
     import pickle
 
     from gnn_audio.viz.explain import explain_file
@@ -18,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         out = explain_file(args.checkpoint, args.file, args.label, args.out, stage=args.stage,
                            block=args.block, start=args.start, device=args.device)
     except (ValueError, FileNotFoundError, pickle.UnpicklingError) as err:
-        say("explain", err)
+        say(COMMAND, err)
         return 1
     print(out, flush=True)
     return 0
@@ -26,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "explain", help="draw what ATGNN's graphs looked at for a label (PNG)",
+        COMMAND, help=HELP,
         description="For one clip and one label: the patches the label's PLG node read in "
         "each MLG stage, drawn over the log-mel, and one patch node's kNN neighbours in a "
         "PGN block (the graphs the model built in its forward pass). Needs an ATGNN "

@@ -8,35 +8,39 @@ import json
 import sys
 
 from gnn_audio.cli.common import say
-from gnn_audio.zoo import list_models
-from gnn_audio.zoo.summary import count_cache_file, zoo_rows, zoo_table
 
 __all__ = ["add_parser", "run"]
 
+COMMAND = "models"
+HELP = "the model zoo: params, MACs, input, paper mAP"
+
 
 def run(args: argparse.Namespace) -> int:
+    from gnn_audio.zoo import list_models
+    from gnn_audio.zoo.summary import count_cache_file, zoo_rows, zoo_table
+
     names = list_models(args.pattern)
     if not names:
-        say("models", f"no zoo model matches {args.pattern!r} (gnn-audio models lists all)")
+        say(COMMAND, f"no zoo model matches {args.pattern!r} (gnn-audio models lists all)")
         return 1
     if not args.no_macs and not args.quiet:
-        say("models", f"counting parameters and MACs of {len(names)} model(s) at their full "
+        say(COMMAND, f"counting parameters and MACs of {len(names)} model(s) at their full "
             f"input (one forward pass each; cached in {count_cache_file()})")
     rows = zoo_rows(names, macs=not args.no_macs, use_cache=not args.no_cache,
                     progress=not args.quiet and sys.stderr.isatty(),
-                    log=lambda message: say("models", message))
+                    log=lambda message: say(COMMAND, message))
     if args.format == "json":
         print(json.dumps(rows, indent=1))
         return 0
     print(zoo_table(rows, args.format))
     if not args.no_macs and not args.quiet:
-        say("models", "MACs: multiply-accumulates of matrix products and convolutions in one "
+        say(COMMAND, "MACs: multiply-accumulates of matrix products and convolutions in one "
             "forward pass of one clip (gnn_audio.zoo.summary)")
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("models", help="the model zoo: params, MACs, input, paper mAP",
+    p = sub.add_parser(COMMAND, help=HELP,
                        description="List the zoo entries with parameters and multiply-"
                        "accumulates counted from the models themselves (one forward pass of "
                        "one clip at the entry's input; cached per code version), their input "

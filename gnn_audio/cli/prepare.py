@@ -9,22 +9,19 @@ import argparse
 
 from gnn_audio.cli.common import (add_source_options, add_store_options, data_paths,
                                   int_at_least, say)
-from gnn_audio.data.audio import AudioError
-from gnn_audio.data.features import FSD50K_FBANK
-from gnn_audio.data.readers import DataError
-from gnn_audio.data.readers.sources import SPLITS, get_source, infer_source, list_sources
-from gnn_audio.data.store import StoreError
-from gnn_audio.train.data import prepare_split, store_root, write_norm_stats
 
 __all__ = ["add_parser", "run"]
 
 COMMAND = "prepare"
+HELP = "decode a data set into the waveform stores training reads"
 
 
 def run(args: argparse.Namespace) -> int:
     if args.stats and args.splits is not None and "train" not in args.splits:
         say(COMMAND, "--stats needs the train split in --splits")  # before any work
         return 2
+    from gnn_audio.data.readers.sources import get_source, infer_source
+
     try:
         paths = data_paths(args, store_workers=args.workers)
         source = get_source(args.data) if args.data else infer_source(paths.options)
@@ -33,6 +30,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # options that do not name a data set: a usage error
         say(COMMAND, err)
         return 2
+    from gnn_audio.data.audio import AudioError
+    from gnn_audio.data.features import FSD50K_FBANK
+    from gnn_audio.data.readers import DataError
+    from gnn_audio.data.store import StoreError
+    from gnn_audio.train.data import prepare_split, store_root, write_norm_stats
+
     if source.reads != "logmel":
         say(COMMAND, f"{source.name}: {source.reads} data has nothing to decode; training "
             "and eval read it as it is")
@@ -65,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    from gnn_audio.data.readers.sources import SPLITS, list_sources
+
     p = sub.add_parser(
-        "prepare", help="decode a data set into the waveform stores training reads",
+        COMMAND, help=HELP,
         description="Decode every split of a data source once into the waveform stores "
         "that `gnn-audio train` and `gnn-audio eval` read: STORE_DIR/SPLIT_RATE (e.g. "
         "DATA_DIR/gnn_audio_stores/train_16000), STORE_DIR defaulting to training's. A store "

@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 
 from gnn_audio.cli.common import int_at_least, say
-from gnn_audio.zoo import is_model
-from gnn_audio.zoo.summary import layer_table
 
 __all__ = ["add_parser", "run"]
 
+COMMAND = "summary"
+HELP = "layer table of zoo models"
+
 
 def run(args: argparse.Namespace) -> int:
+    from gnn_audio.zoo import is_model
+    from gnn_audio.zoo.summary import layer_table
+
     for name in args.names:
         if not is_model(name):
-            say("summary", f"unknown model {name!r} (gnn-audio models lists the zoo)")
+            say(COMMAND, f"unknown model {name!r} (gnn-audio models lists the zoo)")
             return 2
     for n, name in enumerate(args.names):
         if n:
@@ -24,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("summary", help="layer table of zoo models",
+    p = sub.add_parser(COMMAND, help=HELP,
                        description="The layers of zoo models: module name, type, parameters "
                        "and output shape (forward hooks on one clip at the entry's input), "
                        "then the totals.")

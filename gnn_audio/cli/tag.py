@@ -1,5 +1,9 @@
 """``gnn-audio tag FILES --checkpoint CK``: tags of audio files from a trained checkpoint
-(:class:`gnn_audio.inference.Tagger`), written to stdout as a table, JSON or CSV."""
+(:class:`gnn_audio.inference.Tagger`), written to stdout as a table, JSON or CSV.
+
+A file the tagger notes (digital silence, much shorter than the model's window:
+:attr:`gnn_audio.inference.TagResult.notes`) is still tagged; the notes come with its tags:
+``note:`` lines in the table, ``notes`` in JSON, a ``notes`` column in CSV."""
 from __future__ import annotations
 
 import argparse
@@ -8,20 +12,25 @@ import json
 import sys
 from typing import Dict, TextIO
 
-from gnn_audio.cli.common import device, int_at_least, positive_float, probability, say
-from gnn_audio.data.audio import AudioError, audio_info
-from gnn_audio.inference import TagResult, Tagger, load_tagging_model
+from gnn_audio.cli.common import (device, int_at_least, no_such, positive_float, probability,
+                                  say)
+from gnn_audio.errors import one_line
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "TagOutput"]
 
 COMMAND = "tag"
+HELP = "tag audio files with a trained checkpoint"
+#: the separator of a file's notes in the CSV ``notes`` column
+NOTE_SEPARATOR = "; "
 
 
 class TagOutput:
     """Writes tag results to a stream as they come: ``table`` (a block per file), ``json``
-    (one list, an object per file; files that failed as ``{"file", "error"}``) or ``csv``
-    (``file,label,score`` rows; with windows ``file,window,start,end,label,score``, where
-    ``window`` is ``all`` for the pooled scores)."""
+    (one list, an object per file, with its ``notes``; files that failed as
+    ``{"file", "error"}``) or ``csv`` (``file,label,score,notes`` rows; with windows
+    ``file,window,start,end,label,score,notes``, where ``window`` is ``all`` for the pooled
+    scores; ``notes`` are the file's notes joined by ``"; "``, empty for most files). In the
+    table a file's notes follow its name, one ``note:`` line each."""
 
     def __init__(self, fmt: str, windows: bool, stream: TextIO) -> None:
         self.fmt, self.windows, self.stream = fmt, windows, stream
@@ -32,8 +41,8 @@ class TagOutput:
         if self.fmt == "json":
             self.stream.write("[")
         elif self.csv is not None:
-            self.csv.writerow(["file", "window", "start", "end", "label", "score"]
-                              if self.windows else ["file", "label", "score"])
+            self.csv.writerow(["file", "window", "start", "end", "label", "score", "notes"]
+                              if self.windows else ["file", "label", "score", "notes"])
         self.stream.flush()
 
     def write(self, result) -> None:
@@ -43,20 +52,22 @@ class TagOutput:
         elif not result.ok:
             return  # reported on stderr
         elif self.fmt == "csv":
+            notes = NOTE_SEPARATOR.join(result.notes)
             if self.windows:
                 for label, score in result.tags:
                     self.csv.writerow([result.source, "all", "0.000", f"{result.duration:.3f}",
-                                       label, f"{score:.6f}"])
+                                       label, f"{score:.6f}", notes])
                 for i, ((a, b), tags) in enumerate(zip(result.window_times,
                                                        result.window_tags())):
                     for label, score in tags:
                         self.csv.writerow([result.source, i, f"{a:.3f}", f"{b:.3f}", label,
-                                           f"{score:.6f}"])
+                                           f"{score:.6f}", notes])
             else:
                 for label, score in result.tags:
-                    self.csv.writerow([result.source, label, f"{score:.6f}"])
+                    self.csv.writerow([result.source, label, f"{score:.6f}", notes])
         else:
             lines = [f"{result.source}:"]
+            lines += [f"    note: {note}" for note in result.notes]
             lines += [f"    {score:6.3f}  {label}" for label, score in result.tags]
             if not result.tags:
                 lines.append(f"    (no tag scores {result.threshold} or more)")
@@ -77,17 +88,30 @@ class TagOutput:
 def run(args: argparse.Namespace) -> int:
     ckpt = args.checkpoint
     # every file's header first: missing, empty and non-audio files are reported before the
-    # model is loaded, and nothing is loaded when no file is usable
+    # model is loaded, and nothing is loaded when no file is usable; when none is there at
+    # all, not even the library is (no torch: the answer comes at once)
     header_errors: Dict[int, str] = {}
     for i, path in enumerate(args.files):
-        try:
-            audio_info(path)
-        except AudioError as err:
-            header_errors[i] = str(err)
-            say(COMMAND, err)
+        missing = no_such(path)
+        if missing is not None:
+            header_errors[i] = missing
+    if len(header_errors) < len(args.files):
+        from gnn_audio.data.audio import AudioError, audio_info
+
+        for i, path in enumerate(args.files):
+            if i in header_errors:
+                continue
+            try:
+                audio_info(path)
+            except AudioError as err:
+                header_errors[i] = one_line(err)
+    for i in sorted(header_errors):
+        say(COMMAND, header_errors[i])
     if len(header_errors) == len(args.files):
         say(COMMAND, f"no file to tag ({len(args.files)} given, none usable)")
         return 1
+    from gnn_audio.inference import TagResult, Tagger, load_tagging_model
+
     try:
         model = load_tagging_model(ckpt)  # one line naming the file when it is unusable
         bundle = model.bundle
@@ -133,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "tag", help="tag audio files with a trained checkpoint",
+        COMMAND, help=HELP,
         description="Tag audio files (any format soundfile reads, any sample rate, mono or "
         "stereo, any length) with a trained checkpoint. Long files are tagged in sliding "
         "windows, never decoded whole; the file's scores pool the windows'. Results go to "
@@ -159,7 +183,8 @@ def add_parser(sub) -> None:
                    help="also print the tags of every window with its start and end")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="output format (default table; json: one list of "
-                   "{file, tags: [{label, score}], ...}; csv: file,label,score rows)")
+                   "{file, tags: [{label, score}], notes, ...}; csv: file,label,score,notes "
+                   "rows)")
     p.add_argument("--batch-size", type=int_at_least(1), default=16, metavar="N",
                    help="windows per forward pass (default 16)")
     p.add_argument("--workers", type=int_at_least(0), default=0, metavar="N",

@@ -13,6 +13,9 @@ stopped run with its own settings.
 
 Exit status: 0 done, 1 a data, checkpoint or training failure (one line naming the file),
 2 a usage error.
+
+Importing this module loads nothing of the library: :func:`build_parser` loads the recipe
+and data-source declarations it reads the options from, :func:`main` the trainer.
 """
 from __future__ import annotations
 
@@ -23,26 +26,21 @@ import sys
 import time
 import typing
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
 from gnn_audio.cli.common import (OneLineParser, add_source_options, add_store_options,
                                   data_paths)
-from gnn_audio.data.audio import AudioError
-from gnn_audio.data.augment import AugmentConfig
-from gnn_audio.data.dataset import ItemError
-from gnn_audio.data.features import FbankConfig
-from gnn_audio.data.readers import DataError
-from gnn_audio.data.store import StoreError
 from gnn_audio.errors import one_line
-from gnn_audio.train.data import DataPaths
-from gnn_audio.train.recipe import (FBANK_PRESETS, FLAT_FIELDS, SECTIONS, Recipe, get_recipe,
-                                    list_recipes)
-from gnn_audio.train.trainer import Trainer, TrainingStopped
-from gnn_audio.zoo import get_model_config
-from gnn_audio.zoo.checkpoints import CheckpointMismatch
+
+if TYPE_CHECKING:  # for the annotations only
+    from gnn_audio.train.data import DataPaths
+    from gnn_audio.train.recipe import Recipe
 
 __all__ = ["add_parser", "build_parser", "recipe_from_args", "paths_from_args", "main",
            "summary_line"]
+
+COMMAND = "train"
+HELP = "train with a recipe (gnn-audio train --help lists every option)"
 
 _NONE = ("none", "null")
 
@@ -50,7 +48,7 @@ _NONE = ("none", "null")
 def summary_line(results: Dict[str, Any]) -> str:
     """One line: the evaluation mAP per mode next to the label-frequency baseline."""
     scores = ", ".join(f"{mode} {m['mAP']:.4f}" for mode, m in results["eval"].items())
-    return (f"eval mAP ({results['eval_clips']} clips, best epoch {results['best_epoch'] + 1}): "
+    return (f"eval mAP ({results['eval_clips']} clips, best epoch {results['best_epoch']}): "
             f"{scores}; label-frequency baseline {results['label_frequency_baseline_mAP']:.4f}; "
             f"run directory {results['run_dir']}")
 
@@ -82,7 +80,9 @@ _HELP = {
     "model_kwargs": "entry-point keyword arguments as JSON, e.g. '{\"drop_path_rate\": 0.2}'",
     "data": "the data source: fsd50k (an FSD50K-layout folder), audioset (CSVs / datafiles) "
             "or embeddings (TFRecords); its options are listed below",
-    "norm_stats": "recipe: the front-end's mean / std; compute: the training split's",
+    "norm_stats": "auto: the front-end's mean / std when the training split has the class "
+                  "list they were computed on, else the training split's; recipe: the "
+                  "front-end's; compute: the training split's",
     "sampler": "balanced (PSLA's label-frequency weights) or shuffle",
     "num_workers": "DataLoader worker processes per rank",
     "epochs": "training epochs",
@@ -100,6 +100,7 @@ _HELP = {
     "channels_last": "channels-last weights and inputs",
     "compile": "torch.compile the training forward",
     "sync_bn": "SyncBatchNorm across DDP ranks (GPUs only)",
+    "hardware": "what the recipe is sized for: gpu (a CPU run is warned about) or any",
     "eval_modes": "crop and/or windows (sliding windows, max-pooled); the first picks the "
                   "best epoch",
     "window_hop": "hop between evaluation windows, as a fraction of a window",
@@ -121,7 +122,6 @@ _SECTION_TITLES = {"model": "recipe: model (recipe.model)",
                    "data": "recipe: data (recipe.data)",
                    "optim": "recipe: optimisation (recipe.optim)",
                    "eval": "recipe: evaluation (recipe.eval)"}
-_FLAT_NAME = {where: flat for flat, where in FLAT_FIELDS.items()}
 
 
 def _add_option(group, flag: str, dest: str, tp, metavar: str, text: str) -> None:
@@ -151,18 +151,25 @@ def _add_config_options(group, cls, prefix: str) -> None:
 
 def _add_section_options(group, section: str) -> None:
     """Every field of a recipe section, under its flat name (``--eval-batch-size``)."""
+    from gnn_audio.train.recipe import FLAT_FIELDS, SECTIONS
+
+    flat_name = {where: flat for flat, where in FLAT_FIELDS.items()}
     cls = SECTIONS[section]
     types = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in ("fbank", "augment"):
             continue
-        flat = _FLAT_NAME[(section, f.name)]
+        flat = flat_name[(section, f.name)]
         _add_option(group, "--" + flat.replace("_", "-"), flat, types[f.name], flat.upper(),
                     _HELP[flat])
 
 
 def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd50k",
                  description: Optional[str] = None) -> argparse.ArgumentParser:
+    from gnn_audio.data.augment import AugmentConfig
+    from gnn_audio.data.features import FbankConfig
+    from gnn_audio.train.recipe import FBANK_PRESETS, SECTIONS, list_recipes
+
     p = OneLineParser(prog=prog, description=description or __doc__.split("\n\n")[0],
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("run")
@@ -199,6 +206,9 @@ def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The preset of ``args.recipe`` with every option given on the command line applied
     (one ``ValueError`` naming the recipe and every bad value)."""
+    from gnn_audio.train.recipe import FBANK_PRESETS, FLAT_FIELDS, get_recipe
+    from gnn_audio.zoo import get_model_config
+
     values = vars(args)
     recipe = get_recipe(args.recipe)
     changes: Dict[str, Any] = {k: values[k] for k in (*FLAT_FIELDS, "seed", "log_every")
@@ -224,8 +234,7 @@ def paths_from_args(args: argparse.Namespace) -> DataPaths:
 
 def add_parser(sub) -> None:
     # parsed by build_parser (gnn_audio.cli.main hands it every argument after "train")
-    sub.add_parser("train", add_help=False,
-                   help="train with a recipe (gnn-audio train --help lists every option)")
+    sub.add_parser(COMMAND, add_help=False, help=HELP)
 
 
 def main(argv: Optional[Sequence[str]] = None, *, prog: str = "gnn-audio train",
@@ -245,6 +254,13 @@ def main(argv: Optional[Sequence[str]] = None, *, prog: str = "gnn-audio train",
     if args.print_recipe:
         print(recipe.to_json() if recipe else Path(args.resume, "config.json").read_text())
         return 0
+    from gnn_audio.data.audio import AudioError
+    from gnn_audio.data.dataset import ItemError
+    from gnn_audio.data.readers import DataError
+    from gnn_audio.data.store import StoreError
+    from gnn_audio.train.trainer import Trainer, TrainingStopped
+    from gnn_audio.zoo.checkpoints import CheckpointMismatch  # the trainer's, once it is needed
+
     run_dir = args.resume or args.run_dir or (
         f"runs/{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     trainer = None

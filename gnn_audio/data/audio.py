@@ -6,20 +6,31 @@ blocks put together equal :func:`resample` of the whole signal.
 
 Every way a file can be unusable gives one :class:`AudioError` whose message is one line that
 starts with the file's path: a missing, empty (0-byte), non-audio, zero-length or truncated
-file, a file libsndfile fails to decode, and NaN or infinite samples in a float file. Silence
-is not an error.
+file, a directory, FIFO, device or socket, a broken symbolic link or a loop of them, a file
+that cannot be read (permissions), a file libsndfile fails to decode, and NaN or infinite
+samples in a float file. Silence is not an error.
 
 Truncation is detected three ways, since libsndfile reports it differently per format: a WAV /
 AIFF header that declares more audio bytes than the file holds (libsndfile then quietly shortens
-the stream), fewer frames decoded than the header announced (FLAC, ...), and an Ogg stream that
-ends in a partial page or without its end-of-stream page; a decoder error while reading is
-reported as a corrupt or truncated file.
+the stream), fewer frames decoded than the header announced (PCM and FLAC, whose header counts
+are exact), and an Ogg stream that ends in a partial page or without its end-of-stream page; a
+decoder error while reading is reported as a corrupt or truncated file.
+
+The frame count of a lossy compressed file (MP3, Ogg Vorbis, Opus) is an estimate: for MP3,
+libsndfile computes it from the bit rate, and real encoders' files decode to fewer frames than
+it says (150,912 of an estimated 152,064, one MPEG frame less). For these formats the decoder
+is trusted: what it returns is the file's audio, and only a decoder error makes the file
+corrupt or truncated (:attr:`AudioInfo.estimated` tells which kind of count a header gave).
+libsndfile never decodes past its own estimate, so a VBR MP3 without a Xing / Info header
+whose estimate is short is read short; no other decoder is at hand to tell.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Iterator, Optional
 
@@ -30,6 +41,7 @@ import torch.nn.functional as F
 import torchaudio.transforms as T
 
 from gnn_audio.errors import one_line
+from gnn_audio.threads import one_thread
 from gnn_audio.types import PathLike
 
 __all__ = ["AudioError", "AudioInfo", "audio_info", "load_audio", "resample",
@@ -41,6 +53,12 @@ _CHUNK_SIZE = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re
 _UNKNOWN_SIZE = (0, 0xFFFFFFFF)  # streaming writers that never patch the header write these
 # libsndfile's log lines for an Ogg stream cut short (a partial last page, no end-of-stream page)
 _OGG_CUT = ("lacks an end-of-stream bit", "Junk after the last page")
+# lossy codecs whose frame count in libsndfile is an estimate, not a header field
+_ESTIMATED_COUNT = ("MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "VORBIS", "OPUS")
+_NOT_REGULAR = ((stat.S_ISFIFO, "is a FIFO (named pipe), not an audio file"),
+                (stat.S_ISCHR, "is a character device, not an audio file"),
+                (stat.S_ISBLK, "is a block device, not an audio file"),
+                (stat.S_ISSOCK, "is a socket, not an audio file"))
 
 
 class AudioError(ValueError):
@@ -56,6 +74,8 @@ class AudioInfo:
     channels: int
     format: str
     subtype: str
+    #: ``frames`` is the codec's estimate (MP3, Vorbis, Opus), not an exact header count
+    estimated: bool = False
 
     @property
     def duration(self) -> float:
@@ -63,14 +83,39 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+def _check_path(path: str) -> None:
+    """What is at ``path`` when it is not a non-empty, readable regular file: one line."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise AudioError(f"{path}: symbolic link loop (too many levels of symbolic "
+                             "links)") from None
+        if err.errno == errno.ENOENT and os.path.islink(path):
+            raise AudioError(f"{path}: broken symbolic link (to {os.readlink(path)}, "
+                             "which does not exist)") from None
+        if err.errno == errno.ENOENT:
+            raise AudioError(f"{path}: no such file") from None
+        raise AudioError(f"{path}: cannot read it ({err.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    for test, what in _NOT_REGULAR:
+        if test(st.st_mode):
+            raise AudioError(f"{path}: {what}")
+    if st.st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: cannot read it (permission denied)")
+
+
+def _estimated(f: sf.SoundFile) -> bool:
+    """Whether libsndfile's frame count of ``f`` is an estimate (lossy codecs)."""
+    return f.subtype in _ESTIMATED_COUNT
+
+
 def _open(path: str) -> sf.SoundFile:
     """Open ``path`` with soundfile and check what the header tells (not the samples)."""
-    if not os.path.exists(path):
-        raise AudioError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
+    _check_path(path)
     try:
         f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
@@ -103,7 +148,8 @@ def _check_header(path: str, f: sf.SoundFile) -> None:
 
 
 def audio_info(path: PathLike) -> AudioInfo:
-    """Sample rate, frames and channels of an audio file, from its header only.
+    """Sample rate, frames and channels of an audio file, from its header only (for MP3,
+    Vorbis and Opus, ``frames`` is the codec's estimate: :attr:`AudioInfo.estimated`).
 
     Raises:
         AudioError: for a missing, empty, non-audio, zero-length file or one whose header
@@ -111,7 +157,8 @@ def audio_info(path: PathLike) -> AudioInfo:
     """
     p = os.fspath(path)
     with _open(p) as f:
-        return AudioInfo(f.samplerate, f.frames, f.channels, f.format, f.subtype)
+        return AudioInfo(f.samplerate, f.frames, f.channels, f.format, f.subtype,
+                         _estimated(f))
 
 
 @lru_cache(maxsize=16)
@@ -124,11 +171,11 @@ def _resampler(orig_sr: int, target_sr: int) -> T.Resample:
 def resample(waveform: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
     """Band-limited sinc resampling of ``[..., T]`` (a no-op when the rates match), with
     :func:`torchaudio.functional.resample`'s default filter; the filter of each rate pair is
-    built once per process."""
+    built once per process. Runs on one CPU thread (the same bits in every process)."""
     if orig_sr == target_sr:
         return waveform
     resampler = _resampler(int(orig_sr), int(target_sr))
-    with torch.no_grad():
+    with torch.no_grad(), one_thread():
         return resampler(waveform.to(torch.float32))
 
 
@@ -148,13 +195,13 @@ def load_audio(path: PathLike, sample_rate: Optional[int] = 16000,
     """
     p = os.fspath(path)
     with _open(p) as f:
-        expected, sr = f.frames, f.samplerate
+        expected, sr, estimated = f.frames, f.samplerate, _estimated(f)
         try:
             data = f.read(dtype="float32", always_2d=True)  # [T, C]
         except (sf.LibsndfileError, RuntimeError) as err:
             raise AudioError(f"{p}: corrupt or truncated file, decoding failed "
                              f"({one_line(err).rstrip('.')})") from None
-    if data.shape[0] < expected:
+    if data.shape[0] < expected and not estimated:
         raise AudioError(f"{p}: truncated file (decoded {data.shape[0]} of {expected} frames)")
     if data.shape[0] == 0:
         raise AudioError(f"{p}: zero-length audio (0 frames)")
@@ -215,7 +262,7 @@ class StreamResampler:
         if groups <= 0:
             return buf.new_zeros(buf.size(0), 0)
         used = buf[:, :(groups - 1) * self._orig + size]
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             out = F.conv1d(used[:, None], self._kernel.to(buf.dtype), stride=self._orig)
         out = out.transpose(1, 2).reshape(buf.size(0), -1)  # [channels, groups * new]
         self._buffer = buf[:, groups * self._orig:]
@@ -280,7 +327,8 @@ class AudioBlocks:
         block_frames: frames decoded per read.
 
     Attributes:
-        info: the :class:`AudioInfo` of the header.
+        info: the :class:`AudioInfo` of the header; for MP3, Vorbis and Opus, whose header
+            count is an estimate, ``frames`` is counted by decoding the file once here.
         num_samples: samples per channel the iteration yields in all.
     """
 
@@ -289,27 +337,34 @@ class AudioBlocks:
         if block_frames < 1:
             raise ValueError(f"block_frames must be >= 1, got {block_frames}")
         self.path = os.fspath(path)
+        self.block_frames = int(block_frames)
         self.info = audio_info(self.path)
+        if self.info.estimated:  # the windows' positions need the real length: decode once
+            self.info = replace(self.info, frames=self._decoded_frames(), estimated=False)
         self.sample_rate = self.info.sample_rate if sample_rate is None else int(sample_rate)
         self.mono = mono
-        self.block_frames = int(block_frames)
         self.num_samples = resampled_length(self.info.frames, self.info.sample_rate,
                                             self.sample_rate)
 
-    @property
-    def channels(self) -> int:
-        """Channels of the yielded blocks."""
-        return 1 if self.mono else self.info.channels
+    def _decoded_frames(self) -> int:
+        decoded = 0
+        for data in self._decode():
+            decoded += data.shape[0]
+        if decoded == 0:
+            raise AudioError(f"{self.path}: zero-length audio (0 frames decoded)")
+        return decoded
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def _decode(self) -> Iterator[np.ndarray]:
+        """The file's ``[t, C]`` float32 blocks as decoded, checked: a decoder error, NaN or
+        infinite samples, and fewer frames than an exact header count raise
+        :class:`AudioError`."""
         p = self.path
-        resampler = StreamResampler(self.info.sample_rate, self.sample_rate)
         decoded = 0
         with _open(p) as f:
             expected, sr = f.frames, f.samplerate
             while True:
                 try:
-                    data = f.read(self.block_frames, dtype="float32", always_2d=True)  # [t, C]
+                    data = f.read(self.block_frames, dtype="float32", always_2d=True)
                 except (sf.LibsndfileError, RuntimeError) as err:
                     raise AudioError(f"{p}: corrupt or truncated file, decoding failed "
                                      f"({one_line(err).rstrip('.')})") from None
@@ -321,16 +376,27 @@ class AudioBlocks:
                     raise AudioError(f"{p}: NaN or infinite samples (first at "
                                      f"{first / sr:.3f} s)")
                 decoded += data.shape[0]
-                wav = torch.from_numpy(np.ascontiguousarray(data.T))
-                if self.mono and wav.size(0) > 1:
-                    wav = wav.mean(dim=0, keepdim=True)
-                out = resampler.push(wav)
-                if out.size(1):
-                    yield out
+                yield data
                 if decoded >= expected:
                     break
-        if decoded < expected:
-            raise AudioError(f"{p}: truncated file (decoded {decoded} of {expected} frames)")
+        if decoded < self.info.frames and not self.info.estimated:
+            raise AudioError(f"{p}: truncated file (decoded {decoded} of {self.info.frames} "
+                             "frames)")
+
+    @property
+    def channels(self) -> int:
+        """Channels of the yielded blocks."""
+        return 1 if self.mono else self.info.channels
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        resampler = StreamResampler(self.info.sample_rate, self.sample_rate)
+        for data in self._decode():
+            wav = torch.from_numpy(np.ascontiguousarray(data.T))
+            if self.mono and wav.size(0) > 1:
+                wav = wav.mean(dim=0, keepdim=True)
+            out = resampler.push(wav)
+            if out.size(1):
+                yield out
         out = resampler.finish()
         if out.size(1):
             yield out

@@ -11,7 +11,9 @@ a power of two, power spectrum, mel energies, ``log(max(x, eps))``; then zero-pa
 float32 rounding, which is relative to a frame's energy: tested, below 1e-4 (log units) on
 every mel bin within 60 dB of the clip's loudest and below 0.05 (0.011 normalised) on bins far
 below that (fade-ins, empty bands), where ``log`` magnifies the rounding of the FFT. On one CPU
-core it takes about half the time of ``kaldi.fbank`` for a 10-s clip.
+core it takes about half the time of ``kaldi.fbank`` for a 10-s clip. On the CPU it runs on
+one thread (:func:`gnn_audio.threads.one_thread`): its output does not depend on the process's
+thread count or on the ``DataLoader`` worker that computes it.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from torch import Tensor, nn
 from torchaudio.compliance.kaldi import get_mel_banks
 
 from gnn_audio.data.features import FSD50K_FBANK, FbankConfig
+from gnn_audio.threads import one_thread
 
 __all__ = ["KaldiFbank"]
 
@@ -61,6 +64,13 @@ class KaldiFbank(nn.Module):
 
     def forward(self, waveforms: Tensor, lengths: Optional[Tensor] = None,
                 normalize: bool = True) -> Tensor:
+        if waveforms.device.type != "cpu":
+            return self._features(waveforms, lengths, normalize)
+        with one_thread():  # the same bits whatever the process's thread count
+            return self._features(waveforms, lengths, normalize)
+
+    def _features(self, waveforms: Tensor, lengths: Optional[Tensor],
+                  normalize: bool) -> Tensor:
         cfg = self.config
         wav = waveforms.reshape(-1, waveforms.size(-1)).to(torch.float32)
         batch, total = wav.shape

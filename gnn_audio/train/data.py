@@ -38,7 +38,7 @@ from gnn_audio.data.readers.sources import SPLITS, Source, get_source, source_op
 from gnn_audio.data.stats import compute_norm_stats
 from gnn_audio.data.store import WaveformStore
 from gnn_audio.files import atomic_write_text
-from gnn_audio.labels.label_sets import LabelSet
+from gnn_audio.labels.label_sets import LABEL_SETS, LabelSet, load_label_set
 from gnn_audio.metrics import tagging_metrics
 
 __all__ = ["DataPaths", "DataSplits", "load_splits", "label_frequency_baseline",
@@ -115,6 +115,8 @@ class DataSplits:
     train_targets: np.ndarray
     fbank: Optional[FbankConfig]
     notes: List[str]
+    #: where ``fbank``'s mean / std come from (one line; ``None`` without a front-end)
+    norm_from: Optional[str] = None
 
 
 def label_frequency_baseline(train_targets: np.ndarray, eval_targets: np.ndarray) -> float:
@@ -238,11 +240,8 @@ def load_splits(recipe, paths: DataPaths, *, is_main: bool = True,
                                          is_main=is_main, barrier=barrier, progress=progress,
                                          log=log)
     stores.setdefault("val", stores["eval"])
-    if recipe.data.norm_stats == "compute":
-        mean, std = compute_norm_stats(stores["train"], fb, max_clips=2000)
-        fb = fb.replace(norm_mean=round(mean, 4), norm_std=round(std, 4))
-        notes.append(f"log-mel normalisation from the training split: mean {fb.norm_mean}, "
-                     f"std {fb.norm_std}")
+    fb, norm_from = _normalisation(recipe.data.norm_stats, fb, source, stores["train"])
+    notes.append(f"log-mel normalisation: mean {fb.norm_mean}, std {fb.norm_std} ({norm_from})")
     train = TaggingDataset(stores["train"], fb, recipe.data.augment, train=True,
                            seed=recipe.seed)
     # evaluation items keep the whole clip when it is scored in sliding windows
@@ -251,7 +250,37 @@ def load_splits(recipe, paths: DataPaths, *, is_main: bool = True,
     test = val if stores["eval"] is stores["val"] else TaggingDataset(stores["eval"], eval_fb,
                                                                        train=False)
     return DataSplits(train, val, test, stores["train"].label_set,
-                      np.asarray(stores["train"].targets), fb, notes)
+                      np.asarray(stores["train"].targets), fb, notes, norm_from)
+
+
+#: clips of the training split the normalisation statistics are computed on, at most
+NORM_CLIPS = 2000
+
+
+def _normalisation(norm_stats: str, fb: FbankConfig, source: Source,
+                   train: WaveformStore) -> Tuple[FbankConfig, str]:
+    """The front-end with the mean / std ``norm_stats`` asks for (see
+    :class:`~gnn_audio.train.recipe.DataSection`), and a line saying where they come from."""
+    if norm_stats == "auto":
+        plain = fb.norm_mean == 0.0 and fb.norm_std == 1.0
+        published = source.name in LABEL_SETS and (
+            tuple(train.label_set.mids) == load_label_set(source.name).mids)
+        if plain:
+            return fb, "the front-end's: no normalisation (mean 0, std 1)"
+        if published:
+            return fb, (f"the recipe's, computed on {source.name}, whose {len(train.label_set)}"
+                        "-class list the training split has")
+        norm_stats = "compute"
+        why = (f"the training split's class list is not {source.name}'s published one, so "
+               if source.name in LABEL_SETS else "")
+    else:
+        why = ""
+    if norm_stats == "recipe":
+        return fb, "the recipe's (norm_stats=recipe)"
+    used = min(len(train), NORM_CLIPS)
+    mean, std = compute_norm_stats(train, fb, max_clips=NORM_CLIPS)
+    fb = fb.replace(norm_mean=round(mean, 4), norm_std=round(std, 4))
+    return fb, f"{why}computed from {used} of the training split's {len(train)} clips"
 
 
 def _embedding_splits(source: Source, paths: DataPaths, given, notes: List[str],

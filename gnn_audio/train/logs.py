@@ -1,6 +1,8 @@
 """What a person sees of a training run: lines on stderr and in ``RUN_DIR/train.log``, a tqdm
-bar per epoch (steps/s, clips/s, loss), TensorBoard scalars in ``RUN_DIR/tensorboard`` and a
-PNG of the training curves (``RUN_DIR/curves.png``: loss, validation mAP, learning rate).
+bar per epoch (steps/s, clips/s, loss), TensorBoard scalars in ``RUN_DIR/tensorboard`` (every
+curve against the optimiser step, the epoch a curve of its own; the recipe and the final
+figures in the HPARAMS tab) and a PNG of the training curves (``RUN_DIR/curves.png``: loss,
+validation mAP, learning rate).
 
 Only the main DDP rank writes; the other ranks get a logger that does nothing.
 """
@@ -10,11 +12,39 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+import json
+from typing import Any, Dict, List, Optional, Union
 
 from gnn_audio.files import atomic_open
 
-__all__ = ["RunLogger", "plot_curves"]
+__all__ = ["RunLogger", "plot_curves", "format_duration", "flat_hparams"]
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``7.6 h``, ``3.1 days``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def flat_hparams(values: Dict[str, Any], prefix: str = "") -> Dict[str, Union[str, float,
+                                                                              int, bool]]:
+    """A nested mapping as the flat ``{"optim.lr": 5e-4, ...}`` TensorBoard's HPARAMS tab
+    takes: numbers, strings and booleans as they are, anything else as its JSON text."""
+    out: Dict[str, Union[str, float, int, bool]] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_hparams(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            out[name] = value
+        else:
+            out[name] = json.dumps(value)
+    return out
 
 
 class RunLogger:
@@ -48,6 +78,14 @@ class RunLogger:
             for key, value in values.items():
                 self._writer.add_scalar(key, value, step)
 
+    def hparams(self, recipe: Dict[str, Any], metrics: Dict[str, float], step: int) -> None:
+        """The recipe (:meth:`~gnn_audio.train.recipe.Recipe.to_dict`, flattened) with the
+        run's final figures, for TensorBoard's HPARAMS tab (in the run's own folder)."""
+        if self._writer is not None:
+            self._writer.add_hparams(flat_hparams(recipe), metrics, run_name=".",
+                                     global_step=step)
+            self._writer.flush()
+
     def flush(self) -> None:
         if self._writer is not None:
             self._writer.flush()
@@ -76,7 +114,7 @@ def plot_curves(history: List[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [h["epoch"] + 1 for h in history]
+    epochs = [h["epoch"] for h in history]  # counted from 1
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
     axes[0].plot(epochs, [h["train_loss"] for h in history], "o-")
     axes[0].set(title="training loss (BCE)", xlabel="epoch")

@@ -11,7 +11,8 @@ A recipe is made of sections, each a frozen, validated dataclass::
     recipe.data    DataSection(source, fbank, norm_stats, augment, sampler, num_workers)
     recipe.optim   OptimSection(epochs, max_steps, batch_size, lr, betas, weight_decay,
                                 warmup_steps, lr_decay_start, lr_decay_every, lr_decay,
-                                clip_grad_norm, precision, channels_last, compile, sync_bn)
+                                clip_grad_norm, precision, channels_last, compile, sync_bn,
+                                hardware)
     recipe.eval    EvalSection(modes, window_hop, batch_size, average_from)
 
 >>> r = get_recipe("atgnn_fsd50k")
@@ -58,6 +59,9 @@ from gnn_audio.data.features import (AUDIOSET_FBANK, FSD50K_FBANK, PANNS_FBANK,
 from gnn_audio.data.readers.sources import get_source, list_sources
 from gnn_audio.labels.cooccurrence import SCHEMES
 from gnn_audio.precision import PRECISIONS
+
+#: where the front-end's mean / std come from (:class:`DataSection`)
+NORM_STATS = ("auto", "recipe", "compute")
 from gnn_audio.zoo import is_model, list_models
 
 __all__ = ["Recipe", "ModelSection", "DataSection", "OptimSection", "EvalSection", "RECIPES",
@@ -169,8 +173,12 @@ class ModelSection(_Section):
 @dataclass(frozen=True)
 class DataSection(_Section):
     """The data: ``source`` (a data source of :mod:`gnn_audio.data.readers.sources`:
-    ``fsd50k``, ``audioset``, ``embeddings``), ``fbank`` (the front-end;
-    ``norm_stats="compute"`` replaces its mean / std by the training split's), ``augment``,
+    ``fsd50k``, ``audioset``, ``embeddings``), ``fbank`` (the front-end), ``norm_stats``
+    (where its mean / std come from: ``recipe``: the front-end's, computed on the data set the
+    recipe was published for; ``compute``: the training split's; ``auto``: the front-end's
+    when the training split has that data set's class list (FSD50K's 200 classes for the
+    ``fsd50k`` source, AudioSet's 527 for ``audioset``) or the front-end does not normalise
+    (mean 0, std 1), else the training split's), ``augment``,
     ``sampler`` (``balanced``: PSLA's; ``shuffle``), ``num_workers`` (DataLoader processes
     per rank)."""
 
@@ -178,7 +186,7 @@ class DataSection(_Section):
 
     source: str = "fsd50k"
     fbank: FbankConfig = FSD50K_FBANK
-    norm_stats: str = "recipe"
+    norm_stats: str = "auto"
     augment: AugmentConfig = AugmentConfig()
     sampler: str = "balanced"
     num_workers: int = 2
@@ -194,8 +202,8 @@ class DataSection(_Section):
                     c.need(False, f"{name}: {' '.join(str(err).split())}")
         c.need(self.source in list_sources(),
                f"source must be one of {tuple(list_sources())} (got {self.source!r})")
-        c.need(self.norm_stats in ("recipe", "compute"),
-               f"norm_stats must be 'recipe' or 'compute' (got {self.norm_stats!r})")
+        c.need(self.norm_stats in NORM_STATS,
+               f"norm_stats must be one of {', '.join(NORM_STATS)} (got {self.norm_stats!r})")
         c.need(self.sampler in ("balanced", "shuffle"),
                f"sampler must be 'balanced' or 'shuffle' (got {self.sampler!r})")
         c.integer("num_workers", low=0)
@@ -211,12 +219,13 @@ class DataSection(_Section):
 class OptimSection(_Section):
     """Optimisation: Adam(``lr``, ``betas``, ``weight_decay``), ``batch_size`` clips per step
     in all (split evenly over DDP ranks), linear warm-up over ``warmup_steps`` optimiser
-    steps, then the rate multiplied by ``lr_decay`` every ``lr_decay_every`` epochs from epoch
-    ``lr_decay_start`` on (epochs counted from 0; ``None``: constant rate); ``epochs``, and
-    ``max_steps`` to stop earlier (AT-GCN counts iterations). The step: ``precision``
-    (``fp32``, ``bf16``, ``fp16`` with a gradient scaler), ``clip_grad_norm``,
-    ``channels_last``, ``compile`` (``torch.compile`` of the training forward), ``sync_bn``
-    (SyncBatchNorm under DDP)."""
+    steps, then the rate multiplied by ``lr_decay`` every ``lr_decay_every`` epochs after the
+    first ``lr_decay_start`` epochs (``None``: constant rate); ``epochs``, and ``max_steps``
+    to stop earlier (AT-GCN counts iterations). The step: ``precision`` (``fp32``, ``bf16``,
+    ``fp16`` with a gradient scaler), ``clip_grad_norm``, ``channels_last``, ``compile``
+    (``torch.compile`` of the training forward), ``sync_bn`` (SyncBatchNorm under DDP).
+    ``hardware``: what the recipe is sized for (``gpu``: the papers' recipes, which a CPU
+    run is warned about before its first step; ``any``)."""
 
     SECTION = "optim"
 
@@ -235,6 +244,7 @@ class OptimSection(_Section):
     channels_last: bool = False
     compile: bool = False
     sync_bn: bool = False
+    hardware: str = "any"
 
     def __post_init__(self) -> None:
         c = _Checks(self.SECTION, self)
@@ -261,6 +271,8 @@ class OptimSection(_Section):
                f"clip_grad_norm must be > 0 or None (got {self.clip_grad_norm})")
         c.need(self.precision in PRECISIONS,
                f"precision must be one of {PRECISIONS} (got {self.precision!r})")
+        c.need(self.hardware in ("any", "gpu"),
+               f"hardware must be 'any' or 'gpu' (got {self.hardware!r})")
         c.done()
 
 
@@ -269,8 +281,8 @@ class EvalSection(_Section):
     """Evaluation: ``modes`` (``crop``: pad or cut to the model's frames, the paper;
     ``windows``: sliding windows with hop ``window_hop`` x frames, max-pooled; the first mode
     picks the best epoch), ``batch_size`` (windows per forward); ``average_from``: average
-    the weights of every epoch from this one (0-based) to the end, PSLA's weight averaging
-    (``None``: off)."""
+    the weights of every epoch after the first ``average_from`` epochs, PSLA's weight
+    averaging (``None``: off)."""
 
     SECTION = "eval"
 
@@ -462,9 +474,9 @@ def _build(top: Dict[str, Any], sections: Dict[str, Any],
     return Recipe(name=top["name"], seed=top["seed"], log_every=top["log_every"], **built)
 
 
-_ATGNN_FSD50K = Recipe(name="atgnn_fsd50k")
+_ATGNN_FSD50K = Recipe(name="atgnn_fsd50k").replace(hardware="gpu")
 _PAPER_ATGCN = dict(lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0, warmup_steps=0,
-                    lr_decay_start=None, batch_size=64)
+                    lr_decay_start=None, batch_size=64, hardware="gpu")
 _CUSTOM = Recipe()
 _SPEC16_64 = AugmentConfig(freq_mask=16, time_mask=64)
 
@@ -488,7 +500,8 @@ RECIPES: Dict[str, Recipe] = {
                                           data="embeddings", fbank=FSD50K_FBANK,
                                           augment=NO_AUGMENT, sampler="shuffle", epochs=10,
                                           eval_modes=("crop",),
-                                          **dict(_PAPER_ATGCN, batch_size=64)),
+                                          **dict(_PAPER_ATGCN, batch_size=64,
+                                                 hardware="any")),
     # small enough for two CPU cores: ViG-Ti-like widths / 2, 4 s of audio, no mixup
     "example": _CUSTOM.replace(name="example", model="atgnn_pyr_t",
                                model_kwargs=dict(channels=[24, 48, 96, 192], drop_path_rate=0.0),

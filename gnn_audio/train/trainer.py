@@ -28,6 +28,11 @@ import json
 import math
 import platform
 import time
+
+try:
+    import resource  # peak resident memory (POSIX)
+except ImportError:  # pragma: no cover -- Windows
+    resource = None
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -42,7 +47,7 @@ from gnn_audio.train.data import DataPaths, DataSplits, label_frequency_baseline
 from gnn_audio.train.distributed import all_reduce_mean, barrier, cleanup, init_distributed
 from gnn_audio.train.evaluate import EvalConfig, evaluate
 from gnn_audio.train.finetune import backbone_parameters, init_from_checkpoint
-from gnn_audio.train.logs import RunLogger, plot_curves
+from gnn_audio.train.logs import RunLogger, format_duration, plot_curves
 from gnn_audio.train.recipe import Recipe
 from gnn_audio.train.schedule import make_scheduler
 from gnn_audio.train.state import (STATE_FILE, capture_rng, check_run_dir,
@@ -55,6 +60,9 @@ __all__ = ["Trainer", "TrainingStopped", "build_run_model"]
 
 #: the metrics kept in the history and results (the per-class arrays are left out)
 SUMMARY_METRICS = ("mAP", "mAUC", "d_prime", "lwlrap", "classes_left_out_ap", "num_clips")
+#: the pace line (seconds per step, the time the run will take) comes after this many steps
+#: (the first step, which warms up, left out of the mean) or this many seconds, if sooner
+PACE_STEPS, PACE_SECONDS = 4, 20.0
 
 
 class TrainingStopped(RuntimeError):
@@ -238,10 +246,14 @@ class Trainer:
                   "world_size": self.ctx.world_size, "device": str(self.device),
                   "torch": torch.__version__, "python": platform.python_version(),
                   "num_classes": len(self.splits.label_set)}
+        if self.splits.fbank is not None:
+            config["normalisation"] = {
+                "mean": self.splits.fbank.norm_mean, "std": self.splits.fbank.norm_std,
+                "asked": self.recipe.data.norm_stats, "from": self.splits.norm_from}
         atomic_write_text(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
         r = self.recipe
         self.log(f"recipe {r.name}: model {r.model.name}, "
-                 f"{r.optim.epochs} epochs of {self.steps_per_epoch} steps x "
+                 f"{r.optim.epochs} epoch(s) of {self.steps_per_epoch} steps x "
                  f"{r.optim.batch_size} clips ({self.ctx.world_size} rank(s) on "
                  f"{self.device.type}), {r.optim.precision}; config -> "
                  f"{self.run_dir / 'config.json'}")
@@ -257,7 +269,7 @@ class Trainer:
                 "sampler": self.sampler.state_dict(consumed=len(self.sampler)),
                 "rng": capture_rng(), "history": self.history, "best": dict(self.best),
                 "avg_sum": self.avg_sum, "avg_count": self.avg_count,
-                "world_size": self.ctx.world_size}
+                "world_size": self.ctx.world_size, "epochs_from": 1}
 
     def _load(self) -> None:
         state = load_state(self.run_dir / STATE_FILE)
@@ -270,6 +282,10 @@ class Trainer:
         self.step.scaler.load_state_dict(state["scaler"])
         self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
         self.history, self.best = list(state["history"]), dict(state["best"])
+        if state.get("epochs_from", 0) == 0:  # a state of before epochs were counted from 1
+            self.history = [{**h, "epoch": h["epoch"] + 1} for h in self.history]
+            if self.best.get("epoch") is not None:
+                self.best["epoch"] += 1
         self.avg_sum, self.avg_count = state["avg_sum"], int(state["avg_count"])
         restore_rng(state["rng"])
         if state["world_size"] == self.ctx.world_size:
@@ -277,6 +293,57 @@ class Trainer:
             # is the end of the saved epoch, and the next epoch starts from its beginning
             self.sampler.load_state_dict(state["sampler"])
         self.log(f"resumed {self.run_dir} at epoch {self.epoch + 1} (step {self.global_step})")
+
+    # -- pace ----------------------------------------------------------------------------------
+
+    def _steps_left(self) -> int:
+        r = self.recipe
+        total = self.steps_per_epoch * r.optim.epochs
+        if r.optim.max_steps is not None:
+            total = min(total, r.optim.max_steps)
+        return max(0, total - self.global_step)
+
+    def _gpu_recipe_hint(self) -> str:
+        r = self.recipe
+        if r.optim.hardware == "gpu" and self.device.type == "cpu":
+            return (f"; recipe {r.name} is sized for a GPU: for a quick run on a CPU use "
+                    "--recipe example")
+        return ""
+
+    def _warn_gpu_recipe_on_cpu(self) -> None:
+        """Before the first step of a GPU recipe on a CPU: say so, with the time a step and
+        the run will take, estimated from a forward pass of one batch (a backward pass costs
+        about two); nothing of the run's state (weights, statistics, random streams) changes."""
+        if not self._gpu_recipe_hint() or not self.ctx.is_main:
+            return
+        r = self.recipe
+        train = self.splits.train
+        was = self.model.training
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            x = torch.stack([train[i % len(train)][0] for i in range(self.local_batch)])
+            self.model.eval()
+            self.model(x[:1])  # pays for allocations and lazy set-up
+            start = time.perf_counter()
+            self.model(x)
+            seconds = time.perf_counter() - start
+        self.model.train(was)
+        step = 3 * seconds
+        left = self._steps_left()
+        self.log(f"note: recipe {r.name} is sized for a GPU and this run is on the CPU: a "
+                 f"forward pass of {self.local_batch} clips took {seconds:.1f} s, so a step "
+                 f"will take about {format_duration(step)} and the {left} steps of the run "
+                 f"about {format_duration(step * left)} (validation not included); for a "
+                 "quick run on a CPU use --recipe example")
+
+    def _tell_pace(self, seconds_per_step: float, steps: int) -> None:
+        """The measured pace and what it means for the whole run (once per process)."""
+        self._paced = True
+        left = self._steps_left()
+        rest = (f": the {left} steps left take about {format_duration(seconds_per_step * left)}"
+                ", validation not included" if left else "")
+        self.log(f"pace: {seconds_per_step:.2f} s per step of {self.local_batch} clips on "
+                 f"{self.device.type} (measured over {steps} step(s)), peak memory "
+                 f"{_peak_memory(self.device)}{rest}{self._gpu_recipe_hint()}")
 
     def _save(self) -> None:
         if self.ctx.is_main:
@@ -310,6 +377,7 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         steps = 0
         start = time.perf_counter()
+        first: Optional[float] = None  # seconds of the first step
         bar = self.log.bar(self.steps_per_epoch, f"epoch {self.epoch + 1}/{r.optim.epochs}")
         for x, y in self.loader:
             x = x.to(self.device, non_blocking=True)
@@ -329,6 +397,12 @@ class Trainer:
             total += loss
             steps += 1
             self.global_step += 1
+            if not self._paced:
+                now = time.perf_counter() - start
+                first = now if first is None else first
+                if now >= PACE_SECONDS or steps in (PACE_STEPS, self.steps_per_epoch):
+                    self._tell_pace(now if steps == 1 else (now - first) / (steps - 1),
+                                    steps if steps == 1 else steps - 1)
             if self.global_step % r.log_every == 0 or steps == self.steps_per_epoch:
                 value = float(total / steps)
                 elapsed = time.perf_counter() - start
@@ -342,6 +416,9 @@ class Trainer:
                 break
         bar.close()
         elapsed = time.perf_counter() - start
+        if not self._paced and steps:  # an epoch (or max_steps) shorter than PACE_STEPS
+            self._tell_pace(elapsed if steps == 1 else (elapsed - first) / (steps - 1),
+                            max(1, steps - 1))
         mean = float(self._reduce_mean(total / max(steps, 1)))
         return {"train_loss": mean, "steps": steps, "seconds": elapsed,
                 "clips_per_s": steps * r.optim.batch_size / max(elapsed, 1e-9)}
@@ -373,6 +450,8 @@ class Trainer:
         """Train (or resume) to the end and return the results (also in ``results.json``)."""
         run_start = time.perf_counter()
         self._setup()
+        self._paced = False
+        self._warn_gpu_recipe_on_cpu()
         r = self.recipe
         done = r.optim.max_steps is not None and self.global_step >= r.optim.max_steps
         while self.epoch < r.optim.epochs and not done:
@@ -381,26 +460,28 @@ class Trainer:
             main_mode = r.eval.modes[0] if r.input_kind == "logmel" else "crop"
             val_map = val[main_mode]["mAP"]
             lr = self.optimizer.param_groups[0]["lr"]
-            entry = {"epoch": self.epoch, **train, "lr": lr, "val": val}
+            number = self.epoch + 1  # epochs are counted from 1 in every output
+            entry = {"epoch": number, **train, "lr": lr, "val": val}
             self.history.append(entry)
             # the first epoch always gives a best.pt; an undefined (NaN) mAP, e.g. a
             # validation split without any positive label, never blocks a later epoch
             best = self.best["mAP"]
             improved = self.best["epoch"] is None or math.isnan(best) or val_map > best
             if improved:
-                self.best = {"mAP": val_map, "epoch": self.epoch}
+                self.best = {"mAP": val_map, "epoch": number}
                 if self.ctx.is_main:
                     save_checkpoint(self.model, self.run_dir / "best.pt",
-                                    extra=self._checkpoint_extra(self.epoch, val))
+                                    extra=self._checkpoint_extra(number, val))
             if r.eval.average_from is not None and self.epoch >= r.eval.average_from:
                 self._accumulate_average()
-            self.log(f"epoch {self.epoch + 1}/{r.optim.epochs}: loss {train['train_loss']:.4f}, "
+            self.log(f"epoch {number}/{r.optim.epochs}: loss {train['train_loss']:.4f}, "
                      f"val " + ", ".join(f"{m} mAP {v['mAP']:.4f}" for m, v in val.items()) +
                      f", lr {lr:.2e}, {train['clips_per_s']:.1f} clips/s, "
                      f"{train['seconds']:.0f} s" + ("  (best)" if improved else ""))
-            self.log.scalars({"train/epoch_loss": train["train_loss"],
+            # every curve against the optimiser step, the epoch a curve of its own
+            self.log.scalars({"train/epoch": number, "train/epoch_loss": train["train_loss"],
                               **{f"val/{m}/{k}": v[k] for m, v in val.items()
-                                 for k in ("mAP", "mAUC", "lwlrap")}}, self.epoch + 1)
+                                 for k in ("mAP", "mAUC", "lwlrap")}}, self.global_step)
             self.epoch += 1
             done = r.optim.max_steps is not None and self.global_step >= r.optim.max_steps
             self._save()
@@ -432,13 +513,14 @@ class Trainer:
                 "eval": _summary(self._evaluate(averaged, self.splits.eval))}
             if self.ctx.is_main:
                 save_checkpoint(averaged, self.run_dir / "averaged.pt",
-                                extra=self._checkpoint_extra(self.epoch - 1,
+                                extra=self._checkpoint_extra(self.epoch,
                                                              results["averaged"]["val"]))
         results["seconds_this_process"] = time.perf_counter() - run_start
         if self.ctx.is_main:
             atomic_write_text(self.run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+            self.log.hparams(self.recipe.to_dict(), _final_metrics(results), self.global_step)
             for mode, m in results["eval"].items():
-                self.log(f"eval ({mode}, best epoch {self.best['epoch'] + 1}): mAP {m['mAP']:.4f}"
+                self.log(f"eval ({mode}, best epoch {self.best['epoch']}): mAP {m['mAP']:.4f}"
                          f", mAUC {m['mAUC']:.4f}, d' {m['d_prime']:.3f}, lwlrap "
                          f"{m['lwlrap']:.4f}")
             for mode, m in results.get("averaged", {}).get("eval", {}).items():
@@ -453,6 +535,27 @@ class Trainer:
     def close(self) -> None:
         self.log.close()
         cleanup()
+
+
+def _peak_memory(device: torch.device) -> str:
+    """``3.2 GiB allocated on cuda:0`` / ``12.6 GiB resident``."""
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2 ** 30:.1f} GiB allocated on the GPU"
+    if resource is None:
+        return "unknown"
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return f"{kib / 2 ** 20:.1f} GiB resident"
+
+
+def _final_metrics(results: Dict[str, Any]) -> Dict[str, float]:
+    """The figures of ``results.json`` that TensorBoard's HPARAMS tab shows next to the
+    recipe."""
+    out = {"hparam/best_val_mAP": float(results["best_val_mAP"])}
+    for mode, m in results["eval"].items():
+        out.update({f"hparam/eval_{mode}_{k}": float(m[k]) for k in ("mAP", "mAUC", "lwlrap")})
+    for mode, m in results.get("averaged", {}).get("eval", {}).items():
+        out[f"hparam/averaged_eval_{mode}_mAP"] = float(m["mAP"])
+    return out
 
 
 def _collate_train(items):

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from gnn_audio.data.audio import load_audio
-from gnn_audio.data.features import FbankConfig, fbank
+from gnn_audio.data.features import FbankConfig
+from gnn_audio.data.kaldi_fbank import KaldiFbank
 from gnn_audio.labels.label_sets import display_names
 from gnn_audio.types import PathLike
 from gnn_audio.zoo import bundle_of, get_model_config, is_model, load_checkpoint, load_model
@@ -55,7 +56,8 @@ def model_fbank(model: torch.nn.Module) -> FbankConfig:
 
 def file_logmel(path: PathLike, config: FbankConfig) -> Tensor:
     """The whole file's normalised log-mel ``[frames, mel]`` (decoded, down-mixed, resampled
-    to ``config.sample_rate``; no padding or cutting). Bad files raise
+    to ``config.sample_rate``; no padding or cutting), bit for bit what the evaluation data set
+    and the :class:`~gnn_audio.inference.Tagger` compute from the file. Bad files raise
     :class:`~gnn_audio.data.audio.AudioError` (one line naming the file)."""
     wav = load_audio(path, sample_rate=config.sample_rate)
-    return fbank(wav, config.replace(target_length=None))
+    return KaldiFbank(config.replace(target_length=None))(wav)[0]

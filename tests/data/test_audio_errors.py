@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gnn_audio.data.audio import AudioError, audio_info, load_audio
+import torch
+
+from gnn_audio.data.audio import AudioBlocks, AudioError, audio_info, load_audio
 
 SR = 44100
 
@@ -102,3 +104,81 @@ def test_silence_short_and_long_clips_work(tmp_path, seconds):
     info = audio_info(path)
     assert (info.sample_rate, info.frames, info.channels) == (SR, int(seconds * SR), 1)
     assert info.duration == pytest.approx(seconds)
+
+
+def test_fifo_symlink_loop_broken_link_and_unreadable(tmp_path):
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    loop_a, loop_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    os.symlink(loop_b, loop_a)
+    os.symlink(loop_a, loop_b)
+    broken = tmp_path / "broken.wav"
+    os.symlink(tmp_path / "gone.wav", broken)
+    for load in (audio_info, load_audio, AudioBlocks):
+        _raises(fifo, "is a FIFO (named pipe), not an audio file", load)
+        _raises(loop_a, "symbolic link loop", load)
+        _raises(broken, f"broken symbolic link (to {tmp_path / 'gone.wav'}, which does not "
+                "exist)", load)
+    good = tmp_path / "good.wav"
+    sf.write(str(good), _signal(0.1), SR)
+    link = tmp_path / "link.wav"
+    os.symlink(good, link)  # a working link is a file like any other
+    assert load_audio(link, sample_rate=None).shape == (1, int(0.1 * SR))
+    if os.geteuid() != 0:  # root reads every file
+        good.chmod(0)
+        _raises(good, "cannot read it (permission denied)")
+
+
+def mp3_with_overstated_count(path, seconds=3.0, channels=1, extra_frames=1):
+    """An MP3 whose Xing header counts ``extra_frames`` MPEG frames more than the stream holds,
+    as some encoders write them: libsndfile's frame count then exceeds what decodes, with no
+    decoder error (a real recording: 152,064 announced, 150,912 decoded)."""
+    x = _signal(seconds, channels)
+    sf.write(str(path), x, SR, format="MP3")
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"Xing") + 8  # "Xing", 4 flag bytes, then the frame count (big-endian)
+    count = int.from_bytes(raw[at:at + 4], "big")
+    raw[at:at + 4] = (count + extra_frames).to_bytes(4, "big")
+    path.write_bytes(bytes(raw))
+    with sf.SoundFile(str(path)) as f:
+        header, decoded = f.frames, f.read().shape[0]
+    assert header > decoded  # the file is made as intended
+    return header, decoded
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_mp3_with_an_estimated_frame_count_decodes_whole(tmp_path, channels):
+    path = tmp_path / "field_recording.mp3"
+    header, decoded = mp3_with_overstated_count(path, channels=channels)
+    info = audio_info(path)
+    assert info.estimated and info.frames == header
+    wav = load_audio(path, sample_rate=None)
+    assert wav.shape == (1, decoded)
+    blocks = AudioBlocks(path, sample_rate=None, block_frames=10000)
+    assert blocks.info.frames == decoded and not blocks.info.estimated
+    assert blocks.num_samples == decoded
+    streamed = torch.cat(list(blocks), dim=1)
+    # libmpg123's float output may round differently at a read's edges (1.2e-7 measured)
+    assert streamed.shape == wav.shape and torch.allclose(streamed, wav, rtol=0, atol=1e-6)
+    at_16k = load_audio(path, sample_rate=16000)
+    resampled = AudioBlocks(path, sample_rate=16000, block_frames=7000)
+    assert resampled.num_samples == at_16k.size(1)
+    assert torch.allclose(torch.cat(list(resampled), dim=1), at_16k, atol=1e-5)
+
+
+def test_a_truncated_pcm_wav_is_still_refused_and_a_broken_mp3_too(tmp_path):
+    full = tmp_path / "full.wav"
+    sf.write(str(full), _signal(), SR, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[:30000])
+    for load in (load_audio, AudioBlocks):
+        _raises(cut, "truncated file", lambda p: list(load(p)) if load is AudioBlocks
+                else load(p))
+    garbage = tmp_path / "garbage.mp3"
+    sf.write(str(garbage), _signal(channels=1), SR, format="MP3")
+    raw = bytearray(garbage.read_bytes())
+    raw[2000:] = bytes(len(raw) - 2000)  # the stream's frames after the first ones zeroed
+    garbage.write_bytes(bytes(raw))
+    for load in (load_audio, AudioBlocks):  # the decoder fails: then it is an error
+        _raises(garbage, "corrupt or truncated file, decoding failed", lambda p: list(load(p))
+                if load is AudioBlocks else load(p))

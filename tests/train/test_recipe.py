@@ -22,8 +22,10 @@ def test_the_old_flat_form_reads_as_the_same_recipe(name):
     flat = {"name": recipe.name, "seed": recipe.seed, "log_every": recipe.log_every}
     for key, (section, field) in FLAT_FIELDS.items():
         flat[key] = recipe.to_dict()[section][field]
-    assert len(flat) == 37  # the fields of the recipe before the sections
+    assert len(flat) == 38  # the 37 fields of the recipe before the sections, and hardware
     assert Recipe.from_dict(json.loads(json.dumps(flat))) == recipe
+    del flat["hardware"]  # a config.json written before the field: the default
+    assert Recipe.from_dict(flat) == recipe.replace(hardware="any")
 
 
 def test_sections_and_their_fields():
@@ -31,9 +33,21 @@ def test_sections_and_their_fields():
     assert isinstance(r.model, ModelSection) and isinstance(r.data, DataSection)
     assert isinstance(r.optim, OptimSection) and isinstance(r.eval, EvalSection)
     assert list(r.to_dict()) == ["name", "model", "data", "optim", "eval", "seed", "log_every"]
-    assert sum(len(s.__dataclass_fields__) for s in SECTIONS.values()) + 3 == 37
+    assert sum(len(s.__dataclass_fields__) for s in SECTIONS.values()) + 3 == 38
     assert r.data.source == "fsd50k" and r.input_kind == "logmel"
     assert get_recipe("embedding_audioset").input_kind == "embedding"
+
+
+def test_the_papers_recipes_are_sized_for_a_gpu_and_take_statistics_by_data():
+    sized = {name: get_recipe(name).optim.hardware for name in RECIPES}
+    assert sized == {**{name: "gpu" for name in RECIPES},
+                     "example": "any", "embedding_audioset": "any"}
+    assert get_recipe("example").data.norm_stats == "compute"
+    assert {get_recipe(n).data.norm_stats for n in RECIPES if n != "example"} == {"auto"}
+    with pytest.raises(ValueError, match="hardware must be 'any' or 'gpu'"):
+        get_recipe("example").replace(hardware="tpu")
+    with pytest.raises(ValueError, match="norm_stats must be one of auto, recipe, compute"):
+        get_recipe("example").replace(norm_stats="published")
 
 
 def test_atgnn_fsd50k_is_the_paper_recipe():

@@ -42,7 +42,7 @@ def test_run_directory_holds_everything(reference_run, tiny_fsd50k):
         assert 0.0 <= results["eval"][mode]["mAP"] <= 1.0
     assert 0.0 < results["label_frequency_baseline_mAP"] < 1.0
     history = json.loads((run / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [0, 1]
+    assert [h["epoch"] for h in history] == [1, 2]  # counted from 1, as in the log
     config = json.loads((run / "config.json").read_text())
     # the resolved front-end carries the training split's statistics, not the recipe's
     assert config["recipe"]["data"]["norm_stats"] == "recipe"
@@ -141,7 +141,7 @@ def test_resume_a_run_whose_config_is_in_the_old_flat_form(reference_run, tiny_f
     assert main(["--resume", str(run), "--device", "cpu", "--no-progress"]) == 0
     assert "resumed" in capsys.readouterr().err
     history = json.loads((run / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [0, 1]
+    assert [h["epoch"] for h in history] == [1, 2]
     a = torch.load(reference_run / "last.pt", weights_only=True)
     b = torch.load(run / "last.pt", weights_only=True)
     assert a["global_step"] == b["global_step"]
@@ -287,5 +287,5 @@ def test_an_undefined_validation_map_does_not_block_the_best_checkpoint(
     run = tmp_path / "run"
     assert main(tiny_args(tiny_fsd50k, run)) == 0
     results = json.loads((run / "results.json").read_text())
-    assert results["best_epoch"] == 1  # epoch 2 (0-based 1) replaced the undefined epoch 1
-    assert torch.load(run / "best.pt", weights_only=True)["extra"]["epoch"] == 1
+    assert results["best_epoch"] == 2  # epoch 2 replaced the undefined epoch 1
+    assert torch.load(run / "best.pt", weights_only=True)["extra"]["epoch"] == 2
