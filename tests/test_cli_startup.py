@@ -64,11 +64,20 @@ def test_tag_reports_a_missing_file_without_loading_anything(tmp_path):
                                   str(tmp_path))
     assert (code, out) == (1, "")
     assert err.splitlines() == ["gnn-audio tag: missing.wav: no such file",
-                                "gnn-audio tag: no file to tag (1 given, none usable)"]
+                                "gnn-audio tag: x.pt: no such checkpoint file"]
     assert loaded == []
     code, out, err, loaded = _run(["tag", "a.wav", "b.flac", "-c", "x.pt", "--format",
                                    "json", "--device", "cpu"], str(tmp_path))
     assert code == 1 and out == "" and len(err.splitlines()) == 3 and loaded == []
+    (tmp_path / "real.wav").write_bytes(b"RIFF")  # there (its header is not read first)
+    code, out, err, loaded = _run(["tag", "real.wav", "-c", "x.pt"], str(tmp_path))
+    assert (code, out, loaded) == (1, "", [])
+    assert err.splitlines() == ["gnn-audio tag: x.pt: no such checkpoint file"]
+    (tmp_path / "x.pt").write_bytes(b"")  # a checkpoint that is there: the files come first
+    code, out, err, loaded = _run(["tag", "missing.wav", "-c", "x.pt"], str(tmp_path))
+    assert code == 1 and err.splitlines() == [
+        "gnn-audio tag: missing.wav: no such file",
+        "gnn-audio tag: no file to tag (1 given, none usable)"] and loaded == []
 
 
 @pytest.mark.parametrize("args", [["tag", "a.wav"], ["tag", "a.wav", "-c", "x", "--top-k", "0"],

@@ -95,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
         missing = no_such(path)
         if missing is not None:
             header_errors[i] = missing
+    no_checkpoint = no_such(ckpt, "checkpoint file")
+    if no_checkpoint is not None:  # nothing can be tagged: said before the library loads
+        for i in sorted(header_errors):
+            say(COMMAND, header_errors[i])
+        say(COMMAND, no_checkpoint)
+        return 1
     if len(header_errors) < len(args.files):
         from gnn_audio.data.audio import AudioError, audio_info
 
@@ -160,7 +166,8 @@ def add_parser(sub) -> None:
         COMMAND, help=HELP,
         description="Tag audio files (any format soundfile reads, any sample rate, mono or "
         "stereo, any length) with a trained checkpoint. Long files are tagged in sliding "
-        "windows, never decoded whole; the file's scores pool the windows'. Results go to "
+        "windows (recordings over ten minutes are read block by block, never decoded whole); "
+        "the file's scores pool the windows'. Results go to "
         "stdout, progress and errors to stderr; a file that cannot be tagged is reported in "
         "one line and the others are still tagged (exit status 1 at the end).")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files to tag")
