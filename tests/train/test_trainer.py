@@ -137,11 +137,19 @@ def test_resume_a_run_whose_config_is_in_the_old_flat_form(reference_run, tiny_f
     config["recipe"] = flat
     config["data_paths"] = {k: paths.get(k) for k in OLD_DATA_PATHS}
     (run / "config.json").write_text(json.dumps(config, indent=2))
+    # and a training state of then, whose history and best epoch counted from 0
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["epochs_from"]
+    state["history"] = [{**h, "epoch": h["epoch"] - 1} for h in state["history"]]
+    state["best"]["epoch"] -= 1
+    torch.save(state, run / "last.pt")
     capsys.readouterr()
     assert main(["--resume", str(run), "--device", "cpu", "--no-progress"]) == 0
     assert "resumed" in capsys.readouterr().err
     history = json.loads((run / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["epoch"] for h in history] == [1, 2]  # one numbering after the resume too
+    results = json.loads((run / "results.json").read_text())
+    assert results["best_epoch"] in (1, 2)
     a = torch.load(reference_run / "last.pt", weights_only=True)
     b = torch.load(run / "last.pt", weights_only=True)
     assert a["global_step"] == b["global_step"]
