@@ -32,6 +32,34 @@ class FbankConfig:
     low_freq: float = 20.0
     high_freq: float = 0.0  # kaldi convention: <= 0 means Nyquist + high_freq
 
+    def __post_init__(self) -> None:
+        problems = []
+
+        def integer(name: str, low: int, why: str = "") -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                problems.append(f"{name} must be an integer >= {low}{why} (got {value!r})")
+
+        integer("sample_rate", 1)
+        integer("num_mel_bins", 4, ", as kaldi's mel filter bank needs")
+        if self.target_length is not None:
+            integer("target_length", 1)
+        for name in ("frame_length_ms", "frame_shift_ms", "norm_std"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                problems.append(f"{name} must be > 0 (got {value!r})")
+        if not problems:
+            nyquist = self.sample_rate / 2
+            high = self.high_freq if self.high_freq > 0 else nyquist + self.high_freq
+            if not 0 <= self.low_freq < high <= nyquist:
+                problems.append(f"the mel range must satisfy 0 <= low_freq < high_freq <= "
+                                f"{nyquist:g} Hz (got {self.low_freq:g} to {high:g} Hz)")
+            elif self.frame_shift_ms > self.frame_length_ms:
+                problems.append(f"frame_shift_ms ({self.frame_shift_ms:g}) must not exceed "
+                                f"frame_length_ms ({self.frame_length_ms:g})")
+        if problems:
+            raise ValueError("front-end (FbankConfig): " + "; ".join(problems))
+
     def replace(self, **changes) -> "FbankConfig":
         return replace(self, **changes)
 

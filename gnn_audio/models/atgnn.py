@@ -120,6 +120,10 @@ class ATGNN(torch.nn.Module):
         self.channels = channels
         self.stride = 4 if pyramid else 16
         self.input_size = tuple(input_size)
+        if min(frames, mel) < self.stride:
+            raise ValueError(f"input_size {tuple(input_size)} (frames, mel bins): the {arch} "
+                             f"ATGNN's stem downsamples by {self.stride}, so it needs at least "
+                             f"{self.stride} frames and {self.stride} mel bins")
 
         n_blocks = sum(blocks)
         ks = knn_schedule(base.k, n_blocks, rising=not pyramid)

@@ -42,3 +42,30 @@ def test_padded_batch_with_lengths_equals_each_clip():
         torch.testing.assert_close(out[i], fbank(w, config), atol=0.011, rtol=0)
     assert torch.equal(KaldiFbank(config).num_frames(lengths),
                        torch.tensor([198, 68, 1, 348]))
+
+
+@pytest.mark.parametrize("changes, problem", [
+    ({"num_mel_bins": 0}, "num_mel_bins must be an integer >= 4"),
+    ({"num_mel_bins": 3}, "num_mel_bins must be an integer >= 4"),
+    ({"target_length": 0}, "target_length must be an integer >= 1"),
+    ({"target_length": 2.5}, "target_length must be an integer >= 1"),
+    ({"sample_rate": 0}, "sample_rate must be an integer >= 1"),
+    ({"frame_shift_ms": 0.0}, "frame_shift_ms must be > 0"),
+    ({"norm_std": 0.0}, "norm_std must be > 0"),
+    ({"high_freq": 9000.0}, "0 <= low_freq < high_freq <= 8000 Hz (got 20 to 9000 Hz)"),
+    ({"low_freq": 8000.0}, "0 <= low_freq < high_freq <= 8000 Hz"),
+    ({"frame_shift_ms": 30.0}, "frame_shift_ms (30) must not exceed frame_length_ms (25)")])
+def test_a_bad_front_end_is_one_line_naming_the_field(changes, problem):
+    with pytest.raises(ValueError) as err:
+        FbankConfig().replace(**changes)
+    message = str(err.value)
+    assert message.startswith("front-end (FbankConfig): ") and problem in message
+    assert "\n" not in message
+
+
+def test_the_presets_and_an_unbounded_length_are_valid():
+    from gnn_audio.data.features import AST_AUDIOSET_FBANK, AUDIOSET_FBANK, PANNS_FBANK
+
+    for config in (FbankConfig(), AUDIOSET_FBANK, AST_AUDIOSET_FBANK, PANNS_FBANK,
+                   FbankConfig(target_length=None, num_mel_bins=4)):
+        assert FbankConfig(**config.to_dict()) == config

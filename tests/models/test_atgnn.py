@@ -92,3 +92,19 @@ def test_bad_arguments():
         ATGNN(channels=[80, 160], blocks=[2, 2, 6, 2])
     with pytest.raises(ValueError):
         atgnn_pyr_t()(torch.randn(2, 3, 128, 100))
+
+
+@pytest.mark.parametrize("arch, size, stride", [("pyramid", (3, 128), 4),
+                                                ("pyramid", (64, 2), 4),
+                                                ("isotropic", (15, 128), 16)])
+def test_an_input_smaller_than_the_stem_is_one_line(arch, size, stride):
+    with pytest.raises(ValueError) as err:
+        ATGNN(num_classes=3, arch=arch, input_size=size,
+              channels=[8, 16, 24, 32] if arch == "pyramid" else [16],
+              blocks=[1, 1, 1, 1] if arch == "pyramid" else [1], mlg=False)
+    assert f"needs at least {stride} frames and {stride} mel bins" in str(err.value)
+    assert "\n" not in str(err.value)
+    smallest = ATGNN(num_classes=3, arch=arch, input_size=(stride, stride),
+                     channels=[8, 16, 24, 32] if arch == "pyramid" else [16],
+                     blocks=[1, 1, 1, 1] if arch == "pyramid" else [1], mlg=False).eval()
+    assert smallest(torch.randn(1, stride, stride)).shape == (1, 3)

@@ -182,3 +182,17 @@ def test_another_model_family_drops_the_presets_model_arguments():
     r = recipe_from_args(parser.parse_args(["--recipe", "example", "--model",
                                             "atgnn_pyr_t_nomlg"]))
     assert r.model.kwargs == get_recipe("example").model.kwargs
+
+
+@pytest.mark.parametrize("flag, value, problem", [
+    ("--fbank.num-mel-bins", "0", "num_mel_bins must be an integer >= 4"),
+    ("--fbank.target-length", "0", "target_length must be an integer >= 1")])
+def test_a_bad_front_end_option_is_a_usage_error_before_any_work(tmp_path, capsys, flag,
+                                                                 value, problem):
+    from gnn_audio.cli.train import main
+
+    assert main(["--recipe", "example", "--data-dir", str(tmp_path / "none"), flag, value,
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and problem in err
+    assert not (tmp_path / "run").exists()
