@@ -179,6 +179,9 @@ def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd
                    help="run directory (default runs/RECIPE-YYYYmmdd-HHMMSS)")
     g.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last finished epoch")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a --run-dir that holds an earlier run, removing "
+                   "its files (without it, such a directory is refused)")
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--print-recipe", action="store_true",
@@ -261,12 +264,16 @@ def main(argv: Optional[Sequence[str]] = None, *, prog: str = "gnn-audio train",
     from gnn_audio.train.trainer import Trainer, TrainingStopped
     from gnn_audio.zoo.checkpoints import CheckpointMismatch  # the trainer's, once it is needed
 
+    if args.resume and args.overwrite:
+        print(f"{prog}: --overwrite starts a new run and --resume continues one: give one of "
+              "them", file=sys.stderr)
+        return 2
     run_dir = args.resume or args.run_dir or (
         f"runs/{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     trainer = None
     try:
         trainer = Trainer(recipe, paths, run_dir, resume=bool(args.resume), device=args.device,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, overwrite=args.overwrite)
         results = trainer.fit()
         if trainer.ctx.is_main:  # the result on stdout (the log went to stderr)
             print(summary_line(results), flush=True)

@@ -76,6 +76,36 @@ def load_state(path: PathLike) -> Dict[str, Any]:
     return state
 
 
+#: what a training run writes into its directory (see :mod:`gnn_audio.train.trainer`)
+RUN_FILES = ("config.json", "train.log", "tensorboard", "curves.png", "last.pt", "best.pt",
+             "averaged.pt", "history.json", "results.json")
+
+
+def claim_run_dir(run_dir: PathLike, overwrite: bool = False) -> List[str]:
+    """Make ``run_dir`` the directory of a new run: refused (``ValueError``, one line) when it
+    holds another run's files, unless ``overwrite``, which removes them (and only them: other
+    files in the folder are left alone). Returns notes for the log."""
+    run_dir = Path(run_dir)
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if not found:
+        return []
+    if not overwrite:
+        raise ValueError(f"{run_dir}: already holds a training run ({', '.join(found)}); "
+                         f"continue it with --resume {run_dir}, or pass --overwrite to start "
+                         "a new run there")
+    for name in found:
+        path = run_dir / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as err:
+            raise OSError(f"{path}: cannot remove it for --overwrite ({err.strerror or err})"
+                          ) from None
+    return [f"--overwrite: removed the earlier run's {', '.join(found)} from {run_dir}"]
+
+
 def check_run_dir(run_dir: PathLike, needed_bytes: int) -> List[str]:
     """Create ``run_dir`` and make sure a file can be written there and that the disk has room
     for ``needed_bytes`` (a few checkpoints); returns notes, raises ``OSError`` (one line)

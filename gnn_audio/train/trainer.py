@@ -50,7 +50,7 @@ from gnn_audio.train.finetune import backbone_parameters, init_from_checkpoint
 from gnn_audio.train.logs import RunLogger, format_duration, plot_curves
 from gnn_audio.train.recipe import Recipe
 from gnn_audio.train.schedule import make_scheduler
-from gnn_audio.train.state import (STATE_FILE, capture_rng, check_run_dir,
+from gnn_audio.train.state import (STATE_FILE, capture_rng, check_run_dir, claim_run_dir,
                                    load_state, restore_rng, save_state, state_size_estimate)
 from gnn_audio.train.step import NonFiniteLoss, TrainStep
 from gnn_audio.zoo import create_model, get_entry
@@ -100,13 +100,16 @@ class Trainer:
         paths: where the data is (ignored with ``resume``).
         run_dir: the run directory.
         resume: continue the run in ``run_dir`` from its ``last.pt``.
+        overwrite: start a new run in a ``run_dir`` that holds another run's files, removing
+            them (without it, such a directory is refused: a new run never mixes its files with
+            an earlier one's).
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
         progress: tqdm bars.
     """
 
     def __init__(self, recipe: Optional[Recipe], paths: Optional[DataPaths], run_dir,
                  *, resume: bool = False, device: Optional[str] = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, overwrite: bool = False) -> None:
         self.run_dir = Path(run_dir)
         if resume:
             config_file = self.run_dir / "config.json"
@@ -120,9 +123,14 @@ class Trainer:
         self.recipe, self.paths, self.resume = recipe, paths, resume
         self.ctx = init_distributed(device)
         self.device = self.ctx.device
-        if self.ctx.is_main:  # an unusable run directory fails now, before any work
+        claimed: List[str] = []
+        if self.ctx.is_main:  # an unusable or taken run directory fails now, before any work
+            if not resume:
+                claimed = claim_run_dir(self.run_dir, overwrite)
             check_run_dir(self.run_dir, 0)
         self.log = RunLogger(self.run_dir, enabled=self.ctx.is_main, progress=progress)
+        for note in claimed:
+            self.log(note)
         self.progress = progress
 
     # -- set-up --------------------------------------------------------------------------------
