@@ -84,9 +84,13 @@ class DataPaths:
 
     def to_dict(self) -> dict:
         """Plain values (``config.json``'s ``data_paths``): the stores' options and the source
-        options that are set."""
-        return {"store_dir": self.store_dir, "skip_bad": self.skip_bad,
-                "store_workers": self.store_workers, **self.options}
+        options that are set, paths made absolute (a relative ``--data-dir`` would name
+        another folder when the run is resumed from elsewhere)."""
+        declared = source_options()
+        options = {k: (_absolute(v) if declared[k].path and isinstance(v, str) else v)
+                   for k, v in self.options.items()}
+        return {"store_dir": None if self.store_dir is None else _absolute(self.store_dir),
+                "skip_bad": self.skip_bad, "store_workers": self.store_workers, **options}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "DataPaths":
@@ -117,6 +121,10 @@ class DataSplits:
     notes: List[str]
     #: where ``fbank``'s mean / std come from (one line; ``None`` without a front-end)
     norm_from: Optional[str] = None
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def label_frequency_baseline(train_targets: np.ndarray, eval_targets: np.ndarray) -> float:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from gnn_audio.data.sampling import BalancedSampler, ShuffleSampler, balanced_weights
+from gnn_audio.errors import one_line
 from gnn_audio.files import atomic_write_text
 from gnn_audio.models.vig_weights import load_vig_imagenet
 from gnn_audio.precision import check_precision
@@ -115,9 +116,16 @@ class Trainer:
             config_file = self.run_dir / "config.json"
             if not config_file.is_file():
                 raise ValueError(f"{self.run_dir}: not a run directory (no config.json)")
-            saved = json.loads(config_file.read_text(encoding="utf-8"))
-            recipe = Recipe.from_dict(saved["recipe"])
-            paths = DataPaths.from_dict(saved["data_paths"])
+            try:
+                saved = json.loads(config_file.read_text(encoding="utf-8"))
+                recipe = Recipe.from_dict(saved["recipe"])
+                paths = DataPaths.from_dict(saved["data_paths"])
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{config_file}: damaged, not JSON ({err.msg} at line "
+                                 f"{err.lineno}, column {err.colno})") from None
+            except (KeyError, TypeError, AttributeError) as err:
+                raise ValueError(f"{config_file}: not a run's config.json (no valid "
+                                 f"{one_line(err)})") from None
         if recipe is None or paths is None:
             raise ValueError("a recipe and data paths are needed unless resuming")
         self.recipe, self.paths, self.resume = recipe, paths, resume

@@ -50,3 +50,35 @@ def test_an_empty_existing_folder_is_a_new_run_and_resume_excludes_overwrite(
     capsys.readouterr()
     assert main(["--resume", str(run), "--overwrite", "--device", "cpu"]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_a_relative_data_dir_is_stored_absolute_and_the_run_resumes_from_elsewhere(
+        tiny_fsd50k, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_fsd50k.parent)
+    run = tmp_path / "run"
+    args = _short(tiny_fsd50k.name, run)  # --data-dir relative to the working folder
+    assert main(args) == 0
+    stored = json.loads((run / "config.json").read_text())["data_paths"]["data_dir"]
+    assert stored == str(tiny_fsd50k)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["--resume", str(run), "--device", "cpu", "--no-progress"]) == 0
+    assert "resumed" in capsys.readouterr().err
+
+
+def test_a_damaged_config_json_is_one_line_naming_it(tiny_fsd50k, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(_short(tiny_fsd50k, run)) == 0
+    config = run / "config.json"
+    text = config.read_text()
+    config.write_text(text[:len(text) // 2])  # cut in the middle, as a full disk leaves it
+    capsys.readouterr()
+    assert main(["--resume", str(run), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{config}: damaged, not JSON (" in err and "line" in err
+    config.write_text(json.dumps({"recipe": {}}))  # JSON, but not a run's
+    assert main(["--resume", str(run), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{config}: not a run's config.json" in err

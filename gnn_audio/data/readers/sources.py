@@ -55,11 +55,13 @@ Options = Mapping[str, Any]
 class SourceOption:
     """One option of a source: ``name`` is its key in the options mapping and, with hyphens,
     its command-line flag (``train_csv`` -> ``--train-csv``); ``type`` converts the text
-    given on the command line."""
+    given on the command line; ``path``: the value names a file, folder or glob (a run
+    directory's ``config.json`` stores it absolute, so that the run resumes from anywhere)."""
 
     name: str
     help: str
     type: Callable[[str], Any] = str
+    path: bool = True
 
     @property
     def flag(self) -> str:
