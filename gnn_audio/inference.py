@@ -58,8 +58,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from gnn_audio.data.audio import (AudioBlocks, AudioError, StreamResampler, load_audio, resample,
-                                  resampled_length)
+from gnn_audio.data.audio import (AudioBlocks, AudioError, StreamResampler, audio_info,
+                                  load_audio, resample, resampled_length)
 from gnn_audio.data.features import FbankConfig, pad_value
 from gnn_audio.data.kaldi_fbank import KaldiFbank
 from gnn_audio.data.windows import Windowing, logmel_windows
@@ -292,11 +292,19 @@ def _as_waveform(audio: Union[Tensor, np.ndarray], sample_rate: Optional[int],
     return _Waveform(x, int(sample_rate), name)
 
 
-def _open_source(source: Union[str, _Waveform], sample_rate: int, block_frames: int
-                 ) -> Tuple[Iterable[Tensor], Dict[str, Any]]:
-    """``(mono blocks at sample_rate, meta)`` of a file path or an in-memory waveform."""
+def _open_source(source: Union[str, _Waveform], sample_rate: int, block_frames: int,
+                 whole_samples: int) -> Tuple[Union[Tensor, Iterable[Tensor]], Dict[str, Any]]:
+    """``(signal, meta)`` of a file path or an in-memory waveform: up to ``whole_samples``
+    samples at ``sample_rate`` the whole mono ``[1, T]`` signal (a file decoded once, as
+    :func:`~gnn_audio.data.audio.load_audio` decodes evaluation clips), else its mono blocks
+    at ``sample_rate``; ``meta``'s lengths are those of the signal."""
     if isinstance(source, _Waveform):
         x, sr = source.samples, source.sample_rate
+        meta = {"sample_rate": sr, "channels": x.size(0), "duration": x.size(1) / sr,
+                "num_samples": resampled_length(x.size(1), sr, sample_rate)}
+        if meta["num_samples"] <= whole_samples:
+            x = x.mean(dim=0, keepdim=True) if x.size(0) > 1 else x
+            return resample(x, sr, sample_rate), meta
 
         def blocks() -> Iterator[Tensor]:
             resampler = StreamResampler(sr, sample_rate)
@@ -307,9 +315,15 @@ def _open_source(source: Union[str, _Waveform], sample_rate: int, block_frames: 
             out = resampler.finish()
             if out.numel():
                 yield out
-        meta = {"sample_rate": sr, "channels": x.size(0), "duration": x.size(1) / sr,
-                "num_samples": resampled_length(x.size(1), sr, sample_rate)}
         return blocks(), meta
+    info = audio_info(source)  # the header (for MP3 / Vorbis / Opus an estimated length)
+    if resampled_length(info.frames, info.sample_rate, sample_rate) <= whole_samples:
+        # load_audio(source, sample_rate), in two steps to know the decoded length
+        native = load_audio(source, sample_rate=None)
+        sr = info.sample_rate
+        meta = {"sample_rate": sr, "channels": info.channels, "duration": native.size(1) / sr,
+                "num_samples": resampled_length(native.size(1), sr, sample_rate)}
+        return resample(native, sr, sample_rate), meta
     audio = AudioBlocks(source, sample_rate=sample_rate, mono=True, block_frames=block_frames)
     meta = {"sample_rate": audio.info.sample_rate, "channels": audio.info.channels,
             "duration": audio.info.duration, "num_samples": audio.num_samples}
@@ -355,9 +369,10 @@ class _WindowItems(IterableDataset):
             chunk: Optional[Tensor] = None
             level = _Level()
             try:
-                blocks, meta = _open_source(source, self.fbank.sample_rate, self.block_frames)
+                signal, meta = _open_source(source, self.fbank.sample_rate, self.block_frames,
+                                            self.whole_samples)
                 yield ("start", index, meta)
-                for start, end, x in self.windows(source, blocks, meta, frontend, level):
+                for start, end, x in self.windows(signal, meta, frontend, level):
                     if chunk is None:  # windows are copied into it as they come
                         chunk = x.new_empty((self.chunk, *x.shape))
                     chunk[len(spans)] = x
@@ -371,31 +386,20 @@ class _WindowItems(IterableDataset):
             except AudioError as err:
                 yield ("error", index, one_line(err))
 
-    def windows(self, source: Union[str, _Waveform], blocks: Iterable[Tensor],
-                meta: Dict[str, Any], frontend: KaldiFbank, level: _Level
-                ) -> Iterator[Tuple[int, int, Tensor]]:
-        """``(first frame, end frame, features)`` of every window of ``source``: from its
-        whole log-mel (as the evaluation data set computes it) up to ``whole_samples``
-        samples, else streamed from its blocks; ``level`` sees the signal on its way."""
-        if meta["num_samples"] > self.whole_samples:
-            yield from logmel_windows((level.see(b) for b in blocks), meta["num_samples"],
+    def windows(self, signal: Union[Tensor, Iterable[Tensor]], meta: Dict[str, Any],
+                frontend: KaldiFbank, level: _Level) -> Iterator[Tuple[int, int, Tensor]]:
+        """``(first frame, end frame, features)`` of every window of a source's signal
+        (:func:`_open_source`): from its whole log-mel (as the evaluation data set computes
+        it) when it is whole, else streamed from its blocks; ``level`` sees the signal on its
+        way."""
+        if not isinstance(signal, Tensor):
+            yield from logmel_windows((level.see(b) for b in signal), meta["num_samples"],
                                       self.fbank, self.windowing, frontend)
             return
-        logmel = frontend(level.see(_whole_waveform(source, self.fbank.sample_rate)))[0]
+        logmel = frontend(level.see(signal))[0]
         starts, windows = self.windowing.windows(logmel, pad_value(self.fbank))
         for start, x in zip(starts, windows):
             yield start, self.windowing.end(start, logmel.size(0)), x
-
-
-def _whole_waveform(source: Union[str, _Waveform], sample_rate: int) -> Tensor:
-    """``[1, T]`` mono at ``sample_rate``: decoded (a file) as
-    :func:`~gnn_audio.data.audio.load_audio` decodes evaluation clips, or down-mixed and
-    resampled the same way (a waveform)."""
-    if isinstance(source, str):
-        return load_audio(source, sample_rate=sample_rate)
-    x = source.samples
-    x = x.mean(dim=0, keepdim=True) if x.size(0) > 1 else x
-    return resample(x, source.sample_rate, sample_rate)
 
 
 class _Pending:
@@ -527,9 +531,10 @@ class Tagger:
         waveform: exactly what the model is fed (normalised, padded)."""
         source = self._source(audio, sample_rate)
         items = self._items([(0, source)], chunk=1)
-        blocks, meta = _open_source(source, self.fbank.sample_rate, self.block_frames)
+        signal, meta = _open_source(source, self.fbank.sample_rate, self.block_frames,
+                                    items.whole_samples)
         frontend = KaldiFbank(self.fbank.replace(target_length=None))
-        for start, end, x in items.windows(source, blocks, meta, frontend, _Level()):
+        for start, end, x in items.windows(signal, meta, frontend, _Level()):
             a, b = self._span_seconds(start, end, meta["num_samples"])
             yield a, b, x
 

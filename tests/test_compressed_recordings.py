@@ -63,3 +63,22 @@ def test_a_data_set_of_mp3_recordings_is_stored_whole(tmp_path, mp3):
     assert stored.shape == expected.shape  # the decoded length, not the header's estimate
     # int16 with per-clip peak scaling: within half a step of the clip's scale
     assert (stored - expected).abs().max() <= expected.abs().max() / 32767
+
+
+def test_a_recording_tagged_whole_is_decoded_once(fsd50k_checkpoint, mp3, monkeypatch):
+    import soundfile as sf
+
+    _, ckpt = fsd50k_checkpoint
+    path, _, decoded = mp3
+    tagger = Tagger(ckpt)
+    reads = []
+    read = sf.SoundFile.read
+
+    def counted(self, *args, **kwargs):
+        reads.append(args[:1] or kwargs.get("frames", -1))
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", counted)
+    result = tagger.tag(path)
+    assert result.ok and result.duration == pytest.approx(decoded / 44100)
+    assert len(reads) == 1  # one whole decode: no counting pass before it

@@ -30,11 +30,6 @@ def threads(n):
         torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def fsd(fsd50k_checkpoint):
-    return fsd50k_checkpoint
-
-
 def test_the_front_end_and_the_resampler_ignore_the_thread_count():
     g = torch.Generator().manual_seed(0)
     frontend = KaldiFbank()
@@ -70,8 +65,8 @@ def test_one_thread_restores_the_count_and_nests():
 
 
 @pytest.mark.parametrize("store", [True, False], ids=["store", "no_store"])
-def test_eval_scores_are_bit_identical_for_any_worker_count(fsd, tmp_path, store, capsys):
-    root, ckpt = fsd
+def test_eval_scores_are_bit_identical_for_any_worker_count(fsd50k_checkpoint, tmp_path, store, capsys):
+    root, ckpt = fsd50k_checkpoint
     scores = {}
     with threads(2):  # the main process computes with two threads, the workers with one
         for workers in (0, 1, 2):
@@ -92,8 +87,8 @@ def test_eval_scores_are_bit_identical_for_any_worker_count(fsd, tmp_path, store
             np.testing.assert_array_equal(scores[workers][key], value, err_msg=key)
 
 
-def test_tagger_dataset_and_pictures_see_the_same_features(fsd):
-    root, ckpt = fsd
+def test_tagger_dataset_and_pictures_see_the_same_features(fsd50k_checkpoint):
+    root, ckpt = fsd50k_checkpoint
     wav = sorted((root / "FSD50K.eval_audio").glob("*.wav"))[:4]
     with threads(2):
         direct = Tagger(ckpt, batch_size=3).tag_files([str(p) for p in wav])

@@ -95,13 +95,8 @@ def run(args: argparse.Namespace) -> int:
         missing = no_such(path)
         if missing is not None:
             header_errors[i] = missing
-    no_checkpoint = no_such(ckpt, "checkpoint file")
-    if no_checkpoint is not None:  # nothing can be tagged: said before the library loads
-        for i in sorted(header_errors):
-            say(COMMAND, header_errors[i])
-        say(COMMAND, no_checkpoint)
-        return 1
-    if len(header_errors) < len(args.files):
+    no_checkpoint = no_such(ckpt, "checkpoint file")  # then nothing is read or loaded
+    if no_checkpoint is None and len(header_errors) < len(args.files):
         from gnn_audio.data.audio import AudioError, audio_info
 
         for i, path in enumerate(args.files):
@@ -113,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
                 header_errors[i] = one_line(err)
     for i in sorted(header_errors):
         say(COMMAND, header_errors[i])
+    if no_checkpoint is not None:
+        say(COMMAND, no_checkpoint)
+        return 1
     if len(header_errors) == len(args.files):
         say(COMMAND, f"no file to tag ({len(args.files)} given, none usable)")
         return 1

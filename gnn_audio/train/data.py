@@ -269,20 +269,17 @@ def _normalisation(norm_stats: str, fb: FbankConfig, source: Source,
                    train: WaveformStore) -> Tuple[FbankConfig, str]:
     """The front-end with the mean / std ``norm_stats`` asks for (see
     :class:`~gnn_audio.train.recipe.DataSection`), and a line saying where they come from."""
+    why = ""
     if norm_stats == "auto":
-        plain = fb.norm_mean == 0.0 and fb.norm_std == 1.0
-        published = source.name in LABEL_SETS and (
-            tuple(train.label_set.mids) == load_label_set(source.name).mids)
-        if plain:
+        if fb.norm_mean == 0.0 and fb.norm_std == 1.0:
             return fb, "the front-end's: no normalisation (mean 0, std 1)"
-        if published:
-            return fb, (f"the recipe's, computed on {source.name}, whose {len(train.label_set)}"
-                        "-class list the training split has")
+        if source.name in LABEL_SETS:
+            if tuple(train.label_set.mids) == load_label_set(source.name).mids:
+                return fb, (f"the recipe's, computed on {source.name}, whose "
+                            f"{len(train.label_set)}-class list the training split has")
+            why = (f"the training split's class list is not {source.name}'s published one, "
+                   "so ")
         norm_stats = "compute"
-        why = (f"the training split's class list is not {source.name}'s published one, so "
-               if source.name in LABEL_SETS else "")
-    else:
-        why = ""
     if norm_stats == "recipe":
         return fb, "the recipe's (norm_stats=recipe)"
     used = min(len(train), NORM_CLIPS)

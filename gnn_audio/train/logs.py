@@ -8,11 +8,11 @@ Only the main DDP rank writes; the other ranks get a logger that does nothing.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from pathlib import Path
-import json
 from typing import Any, Dict, List, Optional, Union
 
 from gnn_audio.files import atomic_open

@@ -59,14 +59,14 @@ from gnn_audio.data.features import (AUDIOSET_FBANK, FSD50K_FBANK, PANNS_FBANK,
 from gnn_audio.data.readers.sources import get_source, list_sources
 from gnn_audio.labels.cooccurrence import SCHEMES
 from gnn_audio.precision import PRECISIONS
-
-#: where the front-end's mean / std come from (:class:`DataSection`)
-NORM_STATS = ("auto", "recipe", "compute")
 from gnn_audio.zoo import is_model, list_models
 
 __all__ = ["Recipe", "ModelSection", "DataSection", "OptimSection", "EvalSection", "RECIPES",
            "FBANK_PRESETS", "ATGCN_PAPER_FBANK", "FLAT_FIELDS", "SECTIONS", "get_recipe",
            "list_recipes", "LABEL_GRAPHS"]
+
+#: where the front-end's mean / std come from (:class:`DataSection`)
+NORM_STATS = ("auto", "recipe", "compute")
 
 #: the AT-GCN paper's own front-end (section IV-A): 64 mel bands, 50 ms windows every 25 ms,
 #: 400 frames (10 s); PANNs' 32 kHz and mel range, no normalisation (CNN10's bn0 normalises)

@@ -28,13 +28,13 @@ import json
 import math
 import platform
 import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 try:
     import resource  # peak resident memory (POSIX)
 except ImportError:  # pragma: no cover -- Windows
     resource = None
-from pathlib import Path
-from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -319,18 +319,15 @@ class Trainer:
             total = min(total, r.optim.max_steps)
         return max(0, total - self.global_step)
 
-    def _gpu_recipe_hint(self) -> str:
-        r = self.recipe
-        if r.optim.hardware == "gpu" and self.device.type == "cpu":
-            return (f"; recipe {r.name} is sized for a GPU: for a quick run on a CPU use "
-                    "--recipe example")
-        return ""
+    @property
+    def _gpu_recipe_on_cpu(self) -> bool:
+        return self.recipe.optim.hardware == "gpu" and self.device.type == "cpu"
 
     def _warn_gpu_recipe_on_cpu(self) -> None:
         """Before the first step of a GPU recipe on a CPU: say so, with the time a step and
         the run will take, estimated from a forward pass of one batch (a backward pass costs
         about two); nothing of the run's state (weights, statistics, random streams) changes."""
-        if not self._gpu_recipe_hint() or not self.ctx.is_main:
+        if not self._gpu_recipe_on_cpu or not self.ctx.is_main:
             return
         r = self.recipe
         train = self.splits.train
@@ -351,15 +348,21 @@ class Trainer:
                  f"about {format_duration(step * left)} (validation not included); for a "
                  "quick run on a CPU use --recipe example")
 
-    def _tell_pace(self, seconds_per_step: float, steps: int) -> None:
-        """The measured pace and what it means for the whole run (once per process)."""
+    def _tell_pace(self, elapsed: float, first: float, steps: int) -> None:
+        """The pace measured over the epoch's first ``steps`` steps (``elapsed`` seconds, the
+        first of them ``first``: left out of the mean unless it is the only one) and what it
+        means for the whole run (once per process)."""
         self._paced = True
+        seconds_per_step = elapsed if steps == 1 else (elapsed - first) / (steps - 1)
+        steps = max(1, steps - 1)
+        hint = (f"; recipe {self.recipe.name} is sized for a GPU: for a quick run on a CPU "
+                "use --recipe example" if self._gpu_recipe_on_cpu else "")
         left = self._steps_left()
         rest = (f": the {left} steps left take about {format_duration(seconds_per_step * left)}"
                 ", validation not included" if left else "")
         self.log(f"pace: {seconds_per_step:.2f} s per step of {self.local_batch} clips on "
                  f"{self.device.type} (measured over {steps} step(s)), peak memory "
-                 f"{_peak_memory(self.device)}{rest}{self._gpu_recipe_hint()}")
+                 f"{_peak_memory(self.device)}{rest}{hint}")
 
     def _save(self) -> None:
         if self.ctx.is_main:
@@ -417,8 +420,7 @@ class Trainer:
                 now = time.perf_counter() - start
                 first = now if first is None else first
                 if now >= PACE_SECONDS or steps in (PACE_STEPS, self.steps_per_epoch):
-                    self._tell_pace(now if steps == 1 else (now - first) / (steps - 1),
-                                    steps if steps == 1 else steps - 1)
+                    self._tell_pace(now, first, steps)
             if self.global_step % r.log_every == 0 or steps == self.steps_per_epoch:
                 value = float(total / steps)
                 elapsed = time.perf_counter() - start
@@ -433,8 +435,7 @@ class Trainer:
         bar.close()
         elapsed = time.perf_counter() - start
         if not self._paced and steps:  # an epoch (or max_steps) shorter than PACE_STEPS
-            self._tell_pace(elapsed if steps == 1 else (elapsed - first) / (steps - 1),
-                            max(1, steps - 1))
+            self._tell_pace(elapsed, first, steps)
         mean = float(self._reduce_mean(total / max(steps, 1)))
         return {"train_loss": mean, "steps": steps, "seconds": elapsed,
                 "clips_per_s": steps * r.optim.batch_size / max(elapsed, 1e-9)}
