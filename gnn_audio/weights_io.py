@@ -1,8 +1,20 @@
 """Weight files: read safely (``torch.load(weights_only=True)`` with one-line errors that name
 the file; torch's own errors for a text, empty or truncated file are an ``IndexError``,
-``EOFError``, ``KeyError`` or a page-long ``UnpicklingError``) and written atomically."""
+``EOFError``, ``KeyError`` or a page-long ``UnpicklingError``), written atomically, and
+verified when read back.
+
+**Checksums.** A dictionary written by :func:`save_weights_file` carries
+``payload_checksum``: a BLAKE2b digest of its whole content (:func:`payload_checksum`: every
+key, value, tensor dtype, shape and byte, in order). :func:`load_weights_file` recomputes it
+and refuses a file whose content changed after it was written (a flipped bit on a disk or in a
+copy that torch's zip reader does not notice: it checks the archive's structure, not the
+tensors' bytes) in one line naming the file. Files without the key (written by other
+programs or by gnn_audio before 0.5) load unverified. The digest runs at memory speed:
+``benchmarks/checkpoint_checksum.py`` measures it next to ``torch.save`` / ``torch.load``.
+"""
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from typing import Any
@@ -12,7 +24,53 @@ import torch
 from gnn_audio.files import atomic_open
 from gnn_audio.types import PathLike
 
-__all__ = ["load_weights_file", "save_weights_file"]
+__all__ = ["load_weights_file", "save_weights_file", "payload_checksum", "CHECKSUM_KEY"]
+
+#: the key of a saved dictionary that holds its :func:`payload_checksum`
+CHECKSUM_KEY = "payload_checksum"
+
+
+def _feed(digest, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        t = (t.cpu() if t.device.type != "cpu" else t).contiguous()
+        digest.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        digest.update(f"D{len(obj)};".encode())
+        for key, value in obj.items():
+            _feed(digest, key)
+            _feed(digest, value)
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"{'L' if isinstance(obj, list) else 'U'}{len(obj)};".encode())
+        for value in obj:
+            _feed(digest, value)
+    elif isinstance(obj, bytes):
+        digest.update(f"B{len(obj)};".encode() + obj)
+    else:  # None, bool, int, float, str, torch.dtype ...: their repr is exact
+        text = repr(obj)
+        digest.update(f"{type(obj).__name__}{len(text)};{text}".encode())
+
+
+def payload_checksum(obj: Any) -> str:
+    """A BLAKE2b-128 hex digest of ``obj``'s content: nested dicts (keys in order), lists,
+    tuples, plain values and tensors (dtype, shape, bytes; CUDA tensors are copied to the CPU
+    one at a time)."""
+    digest = hashlib.blake2b(digest_size=16)
+    _feed(digest, obj)
+    return digest.hexdigest()
+
+
+def _verified(obj: Any, path: str, kind: str) -> Any:
+    if not isinstance(obj, dict) or CHECKSUM_KEY not in obj:
+        return obj
+    obj = dict(obj)
+    stored = obj.pop(CHECKSUM_KEY)
+    if payload_checksum(obj) != stored:
+        raise ValueError(f"{path}: damaged {kind}: its content does not match the checksum "
+                         "written with it (changed on disk or in a copy); use another copy")
+    return obj
 
 
 def _detail(error: BaseException) -> str:
@@ -27,20 +85,22 @@ def _detail(error: BaseException) -> str:
 
 
 def load_weights_file(path: PathLike, kind: str) -> Any:
-    """``torch.load(path, map_location="cpu", weights_only=True)``; ``kind`` names what the
-    file should be (``"gnn_audio checkpoint"``) in the messages.
+    """``torch.load(path, map_location="cpu", weights_only=True)``, its checksum verified and
+    removed (see the module docstring); ``kind`` names what the file should be (``"gnn_audio
+    checkpoint"``) in the messages.
 
     Raises:
         FileNotFoundError: no such file.
         pickle.UnpicklingError: the file holds objects (classes, functions) that
             ``weights_only`` loading refuses to create.
-        ValueError: anything else torch cannot read (text, empty or truncated files).
+        ValueError: anything else torch cannot read (text, empty or truncated files), and a
+            file whose content does not match its checksum.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{kind} file not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch fails on non-checkpoint files in many ways
         detail = _detail(e)
         if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in detail:
@@ -48,10 +108,16 @@ def load_weights_file(path: PathLike, kind: str) -> Any:
                                          f"weights_only loading refuses ({detail})") from None
         raise ValueError(f"{path} is not a {kind}: torch.load cannot read it "
                          f"({detail})") from None
+    return _verified(obj, path, kind)
 
 
 def save_weights_file(obj: Any, path: PathLike) -> None:
     """``torch.save(obj)`` to a temporary name in the same folder, then rename over ``path``:
-    a reader (or a run killed while writing) never sees a partial file."""
+    a reader (or a run killed while writing) never sees a partial file. A dictionary gets its
+    :func:`payload_checksum` under :data:`CHECKSUM_KEY`. A failed write (a full disk) raises
+    ``OSError`` naming ``path``, and ``path`` keeps its previous content."""
+    if isinstance(obj, dict):
+        payload = {k: v for k, v in obj.items() if k != CHECKSUM_KEY}
+        obj = {**payload, CHECKSUM_KEY: payload_checksum(payload)}
     with atomic_open(path) as f:
         torch.save(obj, f)

@@ -18,6 +18,7 @@ from gnn_audio.cli import build_parser, main
 from gnn_audio.data.features import FbankConfig
 from gnn_audio.data.synthetic.signals import chirp, tone, write_wav
 from gnn_audio.inference import Tagger
+from gnn_audio.weights_io import save_weights_file
 from gnn_audio.zoo import create_model, list_models, save_checkpoint
 from gnn_audio.zoo.summary import count_macs, count_parameters
 
@@ -169,9 +170,9 @@ def test_unusable_checkpoints_exit_1_with_one_line(ckpt, two_x, tmp_path, capsys
     save_checkpoint(create_model("fc2", num_classes=4), emb)
     other = tmp_path / "renamed.pt"  # ATGNN weights with the MLG under a name without it
     ck = torch.load(ckpt, weights_only=True)
-    torch.save(dict(ck, model_name="atgnn_pyr_t_nomlg"), other)
+    save_weights_file(dict(ck, model_name="atgnn_pyr_t_nomlg"), other)
     cnn = tmp_path / "cnn.pt"  # ATGNN arguments under a CNN's name
-    torch.save(dict(ck, model_name="cnn10"), cnn)
+    save_weights_file(dict(ck, model_name="cnn10"), cnn)
     cases = [([str(tmp_path / "nope.pt")], "no such checkpoint file"),
              ([str(tmp_path)], "is a directory"),
              ([str(text)], "is not a gnn_audio checkpoint"),

@@ -144,3 +144,22 @@ def test_prepare_options_that_name_no_data_set_are_usage_errors(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--audio-dir is required" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_prepare_skip_bad_warns_of_a_class_left_without_clips(tmp_path, capsys):
+    """--skip-bad never drops a whole class silently: the class whose every train clip was
+    skipped is named in a warning line on stderr (the store is still built)."""
+    root = tmp_path / "FSD50K"
+    _fsd50k(root)
+    for fname in ("102", "104"):  # the train clips of Music
+        (root / "FSD50K.dev_audio" / f"{fname}.wav").unlink()
+    args = ["prepare", "--data-dir", str(root), "--out", str(tmp_path / "s"), "--splits",
+            "train", "--quiet", "--skip-bad"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "train: 1 clips, 3 classes" in captured.out and "2 skipped" in captured.out
+    assert captured.err == (f"gnn-audio prepare: warning: {root / 'FSD50K.ground_truth'}/dev.csv: "
+                            "after skip_bad the train split has no clip of class 'Music' "
+                            "(2 rows skipped)\n")
+    assert main(args[:-1]) == 1  # without --skip-bad the first missing file is the error
+    assert "102.wav" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from gnn_audio.inference import TaggingConfig, TagResult, Tagger
 from gnn_audio.labels import LabelSet
 from gnn_audio.data.windows import Windowing
 from gnn_audio.train.evaluate import EvalConfig, build_eval_dataset, predict
+from gnn_audio.weights_io import save_weights_file
 from gnn_audio.zoo import create_model, save_checkpoint
 
 NAMES = ["Harmonic tone", "Chirp", "Noise bursts"]
@@ -280,7 +281,7 @@ def test_unusable_checkpoints_give_one_line_naming_the_file(tmp_path, checkpoint
     ck = torch.load(checkpoint, weights_only=True)
     ck["model_name"] = "atgnn_pyr_t_nomlg"
     other = tmp_path / "other.pt"
-    torch.save(ck, other)
+    save_weights_file(ck, other)  # as gnn_audio writes it: with its checksum
     with pytest.raises(ValueError) as err:
         Tagger(other)
     assert str(err.value).startswith(f"{other} does not fit atgnn_pyr_t_nomlg")

@@ -2,8 +2,10 @@
 (:class:`OneLineParser`), the one-line messages on stderr (:func:`say`), the option types
 that turn a bad value into a usage error before any work (:func:`int_at_least`,
 :func:`probability`, :func:`positive_float`, :func:`device`), the check that a path given on
-the command line is there at all (:func:`no_such`), and the options of the data sources
-(:func:`add_source_options`, :func:`data_paths`), taken from their declarations in
+the command line is there at all (:func:`no_such`), the checks that an output can be written
+before the work that makes it (:func:`check_writable`, :func:`check_writable_dir`) and the one
+line for an ``OSError`` met while writing it (:func:`write_error`), and the options of the data
+sources (:func:`add_source_options`, :func:`data_paths`), taken from their declarations in
 :mod:`gnn_audio.data.readers.sources`.
 
 This module, :mod:`gnn_audio.cli` and the command modules import nothing heavy when they are
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from gnn_audio.errors import one_line
@@ -24,9 +28,9 @@ from gnn_audio.errors import one_line
 if TYPE_CHECKING:  # for the annotations only
     from gnn_audio.train.data import DataPaths
 
-__all__ = ["PROG", "OneLineParser", "say", "no_such", "int_at_least", "number",
-           "positive_float", "probability", "device", "add_source_options",
-           "add_store_options", "source_values", "data_paths"]
+__all__ = ["PROG", "OneLineParser", "say", "no_such", "check_writable", "check_writable_dir",
+           "write_error", "int_at_least", "number", "positive_float", "probability", "device",
+           "add_source_options", "add_store_options", "source_values", "data_paths"]
 
 PROG = "gnn-audio"
 
@@ -48,6 +52,75 @@ def no_such(path: str, what: str = "file") -> Optional[str]:
     path that is there (a broken link, a directory, an empty or damaged file) the library
     reports when it reads it."""
     return None if os.path.lexists(path) else f"{path}: no such {what}"
+
+
+def _probe(folder: str) -> None:
+    """Create a file in ``folder`` and remove it again (``OSError`` when it cannot be)."""
+    fd, probe = tempfile.mkstemp(prefix=".gnn_audio_probe.", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_writable(path: str, what: str = "the file") -> Optional[str]:
+    """``None`` when ``what`` can be written to the file ``path``: its folder exists and takes
+    a new file (one is created there and removed), and ``path`` is not a folder; else one line
+    naming ``path``. The folder is not created (as :func:`~gnn_audio.viz.figure.
+    check_output_path` does not): a mistyped folder is reported, not made. Run it before the
+    work whose result goes to ``path``."""
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        return f"{path}: cannot write {what}: it is a folder, not a file name"
+    if not os.path.lexists(folder):
+        return f"{path}: cannot write {what}: folder {folder} does not exist"
+    if not os.path.isdir(folder):
+        return f"{path}: cannot write {what}: {folder} is not a folder"
+    try:
+        _probe(folder)
+    except OSError as err:
+        return (f"{path}: cannot write {what}: folder {folder} takes no new file "
+                f"({err.strerror or one_line(err)})")
+    return None
+
+
+def check_writable_dir(path: str, what: str = "the folder") -> Optional[str]:
+    """``None`` when ``path`` is a folder (or can be made one, with its parents) that takes a
+    new file; else one line naming ``path``. The check makes the folders that are missing and
+    a file in ``path``, then removes what it made, so a command refused later leaves nothing
+    behind. Run it before the work that writes into ``path``."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return f"{path}: cannot write {what} there: it is a file, not a folder"
+    missing = []
+    folder = Path(os.path.abspath(path))
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{path}: cannot create {what}: {folder} is a file, not a folder"
+    try:
+        os.makedirs(path, exist_ok=True)
+        _probe(path)
+    except OSError as err:
+        return f"{path}: cannot write {what} there ({err.strerror or one_line(err)})"
+    finally:
+        for made in missing:  # deepest first
+            try:
+                made.rmdir()
+            except OSError:
+                break
+    return None
+
+
+def write_error(err: OSError, path: Any, what: str = "it") -> str:
+    """The one line for ``err``, raised while ``what`` was made and written to ``path``:
+    ``FILE: reason`` for an error the system raised about a file it names (``err.filename``),
+    ``PATH: cannot write WHAT (reason)`` for one it raised without a name (a full disk while
+    writing), and any other ``OSError`` (a message of its own, which names its file, as the
+    library's do) as :func:`~gnn_audio.errors.one_line` gives it."""
+    if err.strerror and err.filename is not None:
+        return f"{os.fspath(err.filename)}: {err.strerror}"
+    if err.strerror:
+        return f"{os.fspath(path)}: cannot write {what} ({err.strerror})"
+    return one_line(err)
 
 
 class OneLineParser(argparse.ArgumentParser):

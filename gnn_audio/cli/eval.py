@@ -1,14 +1,20 @@
 """``gnn-audio eval --checkpoint CK [--data SOURCE] SOURCE OPTIONS``: the tagging metrics of a
 trained checkpoint on one split of any data source training reads
 (:func:`gnn_audio.train.evaluate.evaluate_checkpoint`), on the same waveform stores as
-training. Embedding checkpoints are scored on TFRecords in crop mode."""
+training. Embedding checkpoints are scored on TFRecords in crop mode.
+
+``--out`` and ``--scores`` are checked before the checkpoint is loaded (a folder that is
+missing or takes no file, a target that is a folder, a scores file that is neither ``.npz``
+nor ``.json``); an ``OSError`` met while writing them is one line naming the file."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
-from gnn_audio.cli.common import (add_source_options, add_store_options, data_paths, device,
-                                  int_at_least, no_such, positive_float, say)
+from gnn_audio.cli.common import (add_source_options, add_store_options, check_writable,
+                                  data_paths, device, int_at_least, no_such, positive_float,
+                                  say, write_error)
 
 __all__ = ["add_parser", "run"]
 
@@ -30,10 +36,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         say(COMMAND, err)
         return 2
+    if args.scores and os.path.splitext(args.scores)[1].lower() not in (".npz", ".json"):
+        say(COMMAND, f"--scores {args.scores}: the scores are written as .npz or .json")
+        return 2
     missing = no_such(args.checkpoint, "checkpoint file")
     if missing is not None:  # before the models and the evaluation are loaded
         say(COMMAND, missing)
         return 1
+    for target, what in ((args.out, "the metrics"), (args.scores, "the scores")):
+        problem = check_writable(target, what) if target else None
+        if problem is not None:  # before the evaluation, not after it
+            say(COMMAND, problem)
+            return 1
     from gnn_audio.data.audio import AudioError
     from gnn_audio.data.dataset import ItemError
     from gnn_audio.data.readers import DataError
@@ -52,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, paths, source=source.name, split=args.split, modes=modes,
             window_hop=args.window_hop, batch_size=args.batch_size, num_workers=args.workers,
             device=args.device, use_store=not args.no_store, progress=not args.quiet, log=log)
-    except (DataError, StoreError, AudioError, ItemError, CheckpointMismatch, OSError,
+    except OSError as err:  # without a file name: a full disk while a store is written
+        say(COMMAND, _os_error(err, paths, source, use_store=not args.no_store))
+        return 1
+    except (DataError, StoreError, AudioError, ItemError, CheckpointMismatch,
             ValueError) as err:
         say(COMMAND, err)
         return 1
@@ -61,11 +78,37 @@ def run(args: argparse.Namespace) -> int:
         for mode, m in summary["metrics"].items():
             print(f"{mode:8s} mAP {m['mAP']:.4f}  mAUC {m['mAUC']:.4f}  d' {m['d_prime']:.3f}"
                   f"  lwlrap {m['lwlrap']:.4f}  ({summary['clips']} clips)")
+        writes = []
         if args.out:
-            atomic_write_text(args.out, json.dumps(summary, indent=2) + "\n")
+            text = json.dumps(summary, indent=2) + "\n"
+            writes.append((args.out, "the metrics", lambda: atomic_write_text(args.out, text)))
         if args.scores:
-            result.predictions.save(args.scores)
+            writes.append((args.scores, "the scores",
+                           lambda: result.predictions.save(args.scores)))
+        for target, what, write in writes:
+            try:
+                write()
+            except OSError as err:  # a full disk: one line naming the file
+                say(COMMAND, write_error(err, target, what))
+                return 1
     return 0
+
+
+def _os_error(err: OSError, paths, source, use_store: bool) -> str:
+    """The one line for an ``OSError`` of the evaluation: the only files it writes are the
+    waveform stores, so a system error without a file name (a full disk) while they are used
+    names their folder; others name their file, or are their own one line."""
+    from gnn_audio.errors import one_line
+    from gnn_audio.train.data import store_root
+
+    if err.filename is None and err.strerror and use_store and source.reads == "logmel":
+        try:
+            return write_error(err, store_root(paths, source), "the waveform stores")
+        except ValueError:  # no store folder to name
+            pass
+    if err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return one_line(err)
 
 
 def add_parser(sub) -> None:

@@ -1,10 +1,13 @@
 """``gnn-audio explain FILE --checkpoint CK --label NAME --out PNG``: what ATGNN's graphs
-looked at for one label (:func:`gnn_audio.viz.explain.explain_file`)."""
+looked at for one label (:func:`gnn_audio.viz.explain.explain_file`).
+
+``--out`` is checked before the model runs (its folder must exist and take a file; it must not
+be a folder); an ``OSError`` met while writing it (a full disk) is one line naming it."""
 from __future__ import annotations
 
 import argparse
 
-from gnn_audio.cli.common import device, int_at_least, no_such, say
+from gnn_audio.cli.common import check_writable, device, int_at_least, no_such, say, write_error
 
 __all__ = ["add_parser", "run"]
 
@@ -14,7 +17,8 @@ HELP = "draw what ATGNN's graphs looked at for a label (PNG)"
 
 def run(args: argparse.Namespace) -> int:
     # a checkpoint or audio file that is not there is reported before the library is loaded
-    for missing in (no_such(args.checkpoint, "checkpoint file"), no_such(args.file)):
+    for missing in (no_such(args.checkpoint, "checkpoint file"), no_such(args.file),
+                    check_writable(args.out, "the picture")):
         if missing is not None:
             say(COMMAND, missing)
             return 1
@@ -25,8 +29,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         out = explain_file(args.checkpoint, args.file, args.label, args.out, stage=args.stage,
                            block=args.block, start=args.start, device=args.device)
-    except (ValueError, FileNotFoundError, pickle.UnpicklingError) as err:
+    except (ValueError, pickle.UnpicklingError) as err:
         say(COMMAND, err)
+        return 1
+    except OSError as err:  # the audio file (named), or the picture's write (a full disk)
+        say(COMMAND, write_error(err, args.out, "the picture"))
         return 1
     print(out, flush=True)
     return 0

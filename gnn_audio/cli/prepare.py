@@ -2,13 +2,19 @@
 into the waveform stores that training and ``gnn-audio eval`` read
 (:func:`gnn_audio.train.data.prepare_split`): ``STORE_DIR/SPLIT_RATE``, ``STORE_DIR``
 defaulting to ``DATA_DIR/gnn_audio_stores``. Embedding sources have nothing to decode: their
-splits are read and reported."""
+splits are read and reported.
+
+A store folder that cannot be written (read-only, a file, under a file) is reported in one line
+before anything is read; an ``OSError`` met while writing (a full disk) in one line naming the
+store or file."""
 from __future__ import annotations
 
 import argparse
+import os
+from typing import Optional
 
-from gnn_audio.cli.common import (add_source_options, add_store_options, data_paths,
-                                  int_at_least, say)
+from gnn_audio.cli.common import (add_source_options, add_store_options, check_writable_dir,
+                                  data_paths, int_at_least, say, write_error)
 
 __all__ = ["add_parser", "run"]
 
@@ -34,19 +40,32 @@ def run(args: argparse.Namespace) -> int:
     from gnn_audio.data.features import FSD50K_FBANK
     from gnn_audio.data.readers import DataError
     from gnn_audio.data.store import StoreError
-    from gnn_audio.train.data import prepare_split, store_root, write_norm_stats
+    from gnn_audio.train.data import (NORM_STATS_FILE, prepare_split, store_folder,
+                                      store_root, write_norm_stats)
 
     if source.reads != "logmel":
         say(COMMAND, f"{source.name}: {source.reads} data has nothing to decode; training "
             "and eval read it as it is")
+    else:
+        problem = _store_dir_problem(paths, source)
+        if problem is not None:  # before anything is read or decoded
+            say(COMMAND, problem)
+            return 1
     stores = {}
     for split in splits:
         try:
             data, store = prepare_split(source, paths, split, sample_rate=args.sample_rate,
                                         dtype=args.dtype, progress=not args.quiet)
-        except (DataError, StoreError, AudioError, OSError, ValueError) as err:
+        except OSError as err:  # a full disk while the store is written: name the store
+            target = (store_folder(paths, source, split, args.sample_rate)
+                      if source.reads == "logmel" else source.where(paths.options, split))
+            say(COMMAND, write_error(err, target, f"the {split} store"))
+            return 1
+        except (DataError, StoreError, AudioError, ValueError) as err:
             say(COMMAND, err)  # one line naming the file
             return 1
+        for warning in getattr(data, "warnings", ()):  # e.g. a class --skip-bad emptied
+            say(COMMAND, f"warning: {warning}")
         if store is None:
             labels = source.label_set(paths.options, data)
             print(f"{split}: {len(data)} clips, {len(labels)} classes <- "
@@ -58,13 +77,35 @@ def run(args: argparse.Namespace) -> int:
               f"{store.path} ({store.report.summary()})", flush=True)
     if args.stats and source.reads == "logmel":
         fb = FSD50K_FBANK.replace(sample_rate=args.sample_rate)
-        path = store_root(paths, source) / "norm_stats.json"
-        stats = write_norm_stats(stores["train"], fb, path, progress=not args.quiet)
+        path = store_root(paths, source) / NORM_STATS_FILE
+        try:
+            stats = write_norm_stats(stores["train"], fb, path, progress=not args.quiet)
+        except OSError as err:
+            say(COMMAND, write_error(err, path, "the log-mel statistics"))
+            return 1
         print(f"train log-mel: norm_mean {stats['norm_mean']:.4f}, norm_std "
               f"{stats['norm_std']:.4f} -> {path}")
     elif args.stats:
         say(COMMAND, f"--stats: {source.name} data has no log-mel to normalise")
     return 0
+
+
+def _store_dir_problem(paths, source) -> Optional[str]:
+    """One line when the folder of the waveform stores cannot be written
+    (:func:`~gnn_audio.cli.common.check_writable_dir`), else ``None``. A default folder
+    (``gnn_audio_stores/`` in the data folder) is not checked when the data folder is not
+    there: reading the split reports that."""
+    from gnn_audio.train.data import store_root
+
+    if not paths.store_dir:
+        base = paths.options.get(source.store_base) if source.store_base else None
+        if base and not os.path.isdir(base):
+            return None
+    try:
+        root = store_root(paths, source)
+    except ValueError as err:  # a default folder that is not writable
+        return str(err)
+    return check_writable_dir(str(root), "the waveform stores")
 
 
 def add_parser(sub) -> None:

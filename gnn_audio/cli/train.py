@@ -9,10 +9,15 @@ front-end and augmentation fields are dotted (``--fbank.target-length 512``,
 ``--augment.mixup 0``) and ``--fbank-preset`` takes a named front-end. The data source
 (``--data``) reads the options it declares (``--data-dir``, ``--train-csv``, ...).
 ``--print-recipe`` shows the resolved recipe and exits. ``--resume RUN_DIR`` continues a
-stopped run with its own settings.
+stopped run with its own settings: of the options given with it, those a run may change
+(``--epochs``, ``--max-steps``, ``--log-every``, ``--num-workers``, ``--eval-batch-size``,
+``--save-every-steps``, where the data is) change with a line in the log; any other that
+differs from the run's is refused. ``--save-every-steps N`` saves the training state every
+``N`` steps; ``SIGTERM`` and Ctrl-C save it at the next step and stop.
 
 Exit status: 0 done, 1 a data, checkpoint or training failure (one line naming the file),
-2 a usage error.
+2 a usage error, 75 stopped by a signal with the state saved (continue with ``--resume``),
+130 stopped by a second Ctrl-C without saving.
 
 Importing this module loads nothing of the library: :func:`build_parser` loads the recipe
 and data-source declarations it reads the options from, :func:`main` the trainer.
@@ -29,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
 
 from gnn_audio.cli.common import (OneLineParser, add_source_options, add_store_options,
-                                  data_paths)
+                                  data_paths, int_at_least, source_values)
 from gnn_audio.errors import one_line
 
 if TYPE_CHECKING:  # for the annotations only
@@ -164,6 +169,15 @@ def _add_section_options(group, section: str) -> None:
                     _HELP[flat])
 
 
+class _Given(argparse.Action):
+    """Stores the value and notes that the option was given (``--recipe`` with ``--resume``
+    must equal the run's; its default must not count)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.recipe_given = True
+
+
 def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd50k",
                  description: Optional[str] = None) -> argparse.ArgumentParser:
     from gnn_audio.data.augment import AugmentConfig
@@ -174,11 +188,17 @@ def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("run")
     g.add_argument("--recipe", default=default_recipe, choices=list_recipes(),
-                   help=f"the preset to start from (default {default_recipe})")
+                   action=_Given, help=f"the preset to start from (default {default_recipe})")
+    p.set_defaults(recipe_given=False)
     g.add_argument("--run-dir", default=None,
                    help="run directory (default runs/RECIPE-YYYYmmdd-HHMMSS)")
     g.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its last finished epoch")
+                   help="continue the run in RUN_DIR from its last saved state (options that "
+                   "may change: --epochs, --max-steps, --log-every, --num-workers, "
+                   "--eval-batch-size, --save-every-steps and the data's location)")
+    g.add_argument("--save-every-steps", type=int_at_least(1), default=None, metavar="N",
+                   help="also save the training state every N optimiser steps (default: at "
+                   "the end of each epoch only); SIGTERM and Ctrl-C save it at the next step")
     g.add_argument("--overwrite", action="store_true",
                    help="start a new run in a --run-dir that holds an earlier run, removing "
                    "its files (without it, such a directory is refused)")
@@ -235,6 +255,32 @@ def paths_from_args(args: argparse.Namespace) -> DataPaths:
     return data_paths(args)
 
 
+def resume_changes(args: argparse.Namespace) -> Dict[str, Any]:
+    """The recipe and data options given on the command line with ``--resume``: flat recipe
+    names, ``name`` for ``--recipe``, dotted ``fbank.FIELD`` / ``augment.FIELD`` (a
+    ``--fbank-preset`` as its fields) and the data paths' names; the trainer applies those a
+    resumed run may change and refuses the others."""
+    from gnn_audio.train.data import STORE_OPTIONS
+    from gnn_audio.train.recipe import FBANK_PRESETS, FLAT_FIELDS
+
+    values = vars(args)
+    changes: Dict[str, Any] = {k: values[k] for k in (*FLAT_FIELDS, "seed", "log_every")
+                               if k in values}
+    if args.recipe_given:
+        changes["name"] = args.recipe
+    if args.eval_mode:
+        changes["eval_modes"] = ("crop", "windows") if args.eval_mode == "both" else (
+            args.eval_mode,)
+    if args.fbank_preset:
+        preset = FBANK_PRESETS[args.fbank_preset]
+        changes.update({f"fbank.{f.name}": getattr(preset, f.name)
+                        for f in dataclasses.fields(preset)})
+    changes.update({k: v for k, v in values.items() if k.startswith(("fbank.", "augment."))})
+    changes.update(source_values(args))
+    changes.update({k: values[k] for k in STORE_OPTIONS if k in values})
+    return changes
+
+
 def add_parser(sub) -> None:
     # parsed by build_parser (gnn_audio.cli.main hands it every argument after "train")
     sub.add_parser(COMMAND, add_help=False, help=HELP)
@@ -261,7 +307,8 @@ def main(argv: Optional[Sequence[str]] = None, *, prog: str = "gnn-audio train",
     from gnn_audio.data.dataset import ItemError
     from gnn_audio.data.readers import DataError
     from gnn_audio.data.store import StoreError
-    from gnn_audio.train.trainer import Trainer, TrainingStopped
+    from gnn_audio.train.preemption import EXIT_STOPPED
+    from gnn_audio.train.trainer import Trainer, TrainingInterrupted, TrainingStopped
     from gnn_audio.zoo.checkpoints import CheckpointMismatch  # the trainer's, once it is needed
 
     if args.resume and args.overwrite:
@@ -273,10 +320,22 @@ def main(argv: Optional[Sequence[str]] = None, *, prog: str = "gnn-audio train",
     trainer = None
     try:
         trainer = Trainer(recipe, paths, run_dir, resume=bool(args.resume), device=args.device,
-                          progress=not args.no_progress, overwrite=args.overwrite)
+                          progress=not args.no_progress, overwrite=args.overwrite,
+                          save_every_steps=args.save_every_steps,
+                          changes=resume_changes(args) if args.resume else None)
         results = trainer.fit()
         if trainer.ctx.is_main:  # the result on stdout (the log went to stderr)
             print(summary_line(results), flush=True)
+    except TrainingInterrupted as err:
+        if trainer is None or trainer.ctx.is_main:
+            print(f"{prog}: {one_line(err)}", file=sys.stderr)
+        return EXIT_STOPPED
+    except KeyboardInterrupt:
+        where = f"; the last saved state is in {run_dir}" if Path(run_dir, "last.pt").is_file() \
+            else ""
+        print(f"{prog}: interrupted, nothing saved since the last save{where}",
+              file=sys.stderr)
+        return 130
     except (DataError, StoreError, AudioError, ItemError, CheckpointMismatch, TrainingStopped,
             OSError, ValueError, RuntimeError) as err:
         if isinstance(err, RuntimeError) and not isinstance(err, (TrainingStopped, ItemError)) \

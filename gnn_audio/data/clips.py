@@ -44,12 +44,15 @@ class Skipped:
 
 @dataclass
 class ClipList:
-    """A split: its name, its class list and its clips (in listing order)."""
+    """A split: its name, its class list and its clips (in listing order); ``skipped``: the
+    clips a skip option left out; ``warnings``: one line each that the caller must show the
+    user (e.g. a class whose every clip was skipped, so that the split has none of it)."""
 
     name: str
     label_set: LabelSet
     clips: List[Clip]
     skipped: List[Skipped] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -1,5 +1,5 @@
 """Training and evaluation: recipes, the loop (one CPU, one GPU or DDP through torchrun),
-exact resume, fine-tuning to a new label set, evaluation of long clips.
+exact resume (also within an epoch: ``save_every_steps``, SIGTERM), fine-tuning to a new label set, evaluation of long clips.
 
 ``examples/train_fsd50k.py`` / ``gnn-audio train`` drive it from the command line; in Python::
 
@@ -10,7 +10,8 @@ exact resume, fine-tuning to a new label set, evaluation of long clips.
 from gnn_audio.train.data import DataPaths, DataSplits, load_splits
 from gnn_audio.train.recipe import RECIPES, Recipe, get_recipe, list_recipes
 from gnn_audio.train.step import NonFiniteLoss, TrainStep
-from gnn_audio.train.trainer import Trainer, TrainingStopped
+from gnn_audio.train.trainer import Trainer, TrainingInterrupted, TrainingStopped
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "DataPaths", "DataSplits",
-           "load_splits", "Trainer", "TrainingStopped", "TrainStep", "NonFiniteLoss"]
+           "load_splits", "Trainer", "TrainingStopped", "TrainingInterrupted", "TrainStep",
+           "NonFiniteLoss"]

@@ -23,6 +23,7 @@ Under DDP, rank 0 builds the stores while the others wait; every rank then maps 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from gnn_audio.labels.label_sets import LABEL_SETS, LabelSet, load_label_set
 from gnn_audio.metrics import tagging_metrics
 
 __all__ = ["DataPaths", "DataSplits", "load_splits", "label_frequency_baseline",
+           "split_fingerprint",
            "build_split_store", "open_split_store", "prepare_split", "store_folder",
            "store_root", "write_norm_stats", "STORE_OPTIONS"]
 
@@ -135,6 +137,24 @@ def label_frequency_baseline(train_targets: np.ndarray, eval_targets: np.ndarray
     return float(tagging_metrics(scores, eval_targets)["mAP"])
 
 
+def split_fingerprint(dataset) -> str:
+    """A digest of what a split holds: its class list, its clips (ids, in order) and each
+    clip's labels; the paths of the audio files are left out (a data set moved to another
+    folder keeps its fingerprint). A resumed run compares it with its state's, so a data set
+    whose clips or labels changed is not trained on as if it were the same."""
+    digest = hashlib.blake2b(digest_size=16)
+    labels = getattr(dataset, "label_set", None)
+    if labels is not None:
+        digest.update("\n".join(labels.mids).encode() + b"\0")
+    if hasattr(dataset, "clip_id"):
+        digest.update("\n".join(dataset.clip_id(i) for i in range(len(dataset))).encode())
+    targets = dataset.targets
+    targets = targets.numpy() if hasattr(targets, "numpy") else np.asarray(targets)
+    digest.update(f"{targets.shape}".encode())
+    digest.update(np.packbits(targets > 0.5, axis=None).tobytes())
+    return digest.hexdigest()
+
+
 def store_root(paths: DataPaths, source: Source) -> Path:
     """The folder of the waveform stores: ``store_dir``, else ``gnn_audio_stores/`` in the
     source's data folder (``--data-dir``, ``--audio-dir``; the working directory for
@@ -196,13 +216,42 @@ def prepare_split(source: Source, paths: DataPaths, split: str, *, sample_rate: 
                                    progress=progress, log=None)
 
 
+#: the file of the training split's log-mel statistics in ``STORE_DIR`` (``gnn-audio prepare
+#: --stats``), read by training runs whose normalisation is computed (:func:`_normalisation`)
+NORM_STATS_FILE = "norm_stats.json"
+
+
+def _stats_key(fbank: FbankConfig) -> Dict[str, Any]:
+    """The front-end settings log-mel statistics depend on (not the crop length, nor the
+    normalisation itself)."""
+    return {k: v for k, v in fbank.to_dict().items()
+            if k not in ("target_length", "norm_mean", "norm_std")}
+
+
 def write_norm_stats(store: WaveformStore, fbank: FbankConfig, path, *,
                      split: str = "train", progress: bool = True) -> Dict[str, Any]:
-    """The log-mel mean and std of ``store`` under ``fbank``, written as JSON to ``path``."""
+    """The log-mel mean and std of ``store`` under ``fbank``, written as JSON to ``path``
+    with what they were computed on (the store's data file and clip count, the front-end)."""
     mean, std = compute_norm_stats(store, fbank, progress=progress)
-    stats = {"norm_mean": mean, "norm_std": std, "split": split, "clips": len(store)}
+    stats = {"norm_mean": mean, "norm_std": std, "split": split, "clips": len(store),
+             "store": store.data_path.name, "fbank": _stats_key(fbank)}
     atomic_write_text(path, json.dumps(stats, indent=2) + "\n")
     return stats
+
+
+def _prepared_stats(path: Path, store: WaveformStore,
+                    fbank: FbankConfig) -> Optional[Tuple[float, float]]:
+    """The mean and std of :func:`write_norm_stats`'s file ``path`` when they were computed
+    on ``store`` as it is now under ``fbank``'s settings; ``None`` otherwise (no file, another
+    build of the store, another front-end, a damaged file)."""
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+        if (stats["store"] == store.data_path.name and stats["clips"] == len(store) and
+                stats["fbank"] == json.loads(json.dumps(_stats_key(fbank)))):
+            return float(stats["norm_mean"]), float(stats["norm_std"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def _check_vocabularies(lists: dict) -> None:
@@ -217,9 +266,11 @@ def _check_vocabularies(lists: dict) -> None:
 
 def load_splits(recipe, paths: DataPaths, *, is_main: bool = True,
                 barrier: Callable[[], None] = lambda: None,
-                log: Callable[[str], None] = print, progress: bool = True) -> DataSplits:
+                log: Callable[[str], None] = print, progress: bool = True,
+                before_decoding: Optional[Callable[[LabelSet], None]] = None) -> DataSplits:
     """Read the splits of the source ``recipe.data.source`` from ``paths`` (see the module
-    docstring).
+    docstring). ``before_decoding(label_set)`` is called once the clip lists are read, before
+    any audio is decoded (the trainer checks its run directory's free space there).
 
     ``recipe.data.fbank`` is returned with the training split's mean / std when
     ``recipe.data.norm_stats == "compute"``. Data errors raise one-line exceptions naming the
@@ -230,15 +281,18 @@ def load_splits(recipe, paths: DataPaths, *, is_main: bool = True,
     notes: List[str] = []
     given = source.splits(paths.options)
     if source.reads == "embedding":
-        return _embedding_splits(source, paths, given, notes, log)
+        return _embedding_splits(source, paths, given, notes, log, before_decoding)
 
     lists = {split: source.read(paths.options, split, skip_bad=paths.skip_bad)
              for split in given}
+    notes += [f"warning: {w}" for clips in lists.values() for w in clips.warnings]
     if "val" not in lists:
         lists["val"] = lists["eval"]
         notes.append("no validation split given: the evaluation split validates (as PSLA / "
                      "AST); the best epoch is then chosen on it")
     _check_vocabularies(lists)
+    if before_decoding is not None:
+        before_decoding(lists["train"].label_set)
     fb = recipe.data.fbank
     stores: Dict[str, WaveformStore] = {}
     for split in SPLITS:
@@ -248,7 +302,8 @@ def load_splits(recipe, paths: DataPaths, *, is_main: bool = True,
                                          is_main=is_main, barrier=barrier, progress=progress,
                                          log=log)
     stores.setdefault("val", stores["eval"])
-    fb, norm_from = _normalisation(recipe.data.norm_stats, fb, source, stores["train"])
+    fb, norm_from = _normalisation(recipe.data.norm_stats, fb, source, stores["train"],
+                                   store_root(paths, source) / NORM_STATS_FILE)
     notes.append(f"log-mel normalisation: mean {fb.norm_mean}, std {fb.norm_std} ({norm_from})")
     train = TaggingDataset(stores["train"], fb, recipe.data.augment, train=True,
                            seed=recipe.seed)
@@ -266,9 +321,12 @@ NORM_CLIPS = 2000
 
 
 def _normalisation(norm_stats: str, fb: FbankConfig, source: Source,
-                   train: WaveformStore) -> Tuple[FbankConfig, str]:
+                   train: WaveformStore,
+                   prepared: Optional[Path] = None) -> Tuple[FbankConfig, str]:
     """The front-end with the mean / std ``norm_stats`` asks for (see
-    :class:`~gnn_audio.train.recipe.DataSection`), and a line saying where they come from."""
+    :class:`~gnn_audio.train.recipe.DataSection`), and a line saying where they come from.
+    Statistics to compute are read from ``prepared`` (``gnn-audio prepare --stats``) when
+    that file holds those of this training store under this front-end."""
     why = ""
     if norm_stats == "auto":
         if fb.norm_mean == 0.0 and fb.norm_std == 1.0:
@@ -282,6 +340,11 @@ def _normalisation(norm_stats: str, fb: FbankConfig, source: Source,
         norm_stats = "compute"
     if norm_stats == "recipe":
         return fb, "the recipe's (norm_stats=recipe)"
+    known = None if prepared is None else _prepared_stats(prepared, train, fb)
+    if known is not None:
+        fb = fb.replace(norm_mean=round(known[0], 4), norm_std=round(known[1], 4))
+        return fb, (f"{why}those of all {len(train)} clips of the training split in "
+                    f"{prepared} (gnn-audio prepare --stats)")
     used = min(len(train), NORM_CLIPS)
     mean, std = compute_norm_stats(train, fb, max_clips=NORM_CLIPS)
     fb = fb.replace(norm_mean=round(mean, 4), norm_std=round(std, 4))
@@ -289,7 +352,7 @@ def _normalisation(norm_stats: str, fb: FbankConfig, source: Source,
 
 
 def _embedding_splits(source: Source, paths: DataPaths, given, notes: List[str],
-                      log) -> DataSplits:
+                      log, before_decoding=None) -> DataSplits:
     sets = {}
     for split in given:
         sets[split] = source.read(paths.options, split, skip_bad=paths.skip_bad)
@@ -298,5 +361,7 @@ def _embedding_splits(source: Source, paths: DataPaths, given, notes: List[str],
         sets["val"] = sets["eval"]
         notes.append("no validation records given: the evaluation split validates")
     labels = source.label_set(paths.options, sets["train"])
+    if before_decoding is not None:
+        before_decoding(labels)
     return DataSplits(sets["train"], sets["val"], sets["eval"], labels,
                       sets["train"].targets.numpy(), None, notes)

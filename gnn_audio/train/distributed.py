@@ -37,7 +37,7 @@ from torch import Tensor
 from gnn_audio.devices import resolve_device
 
 __all__ = ["DistContext", "init_distributed", "cleanup", "barrier", "all_gather_objects",
-           "all_reduce_mean"]
+           "all_reduce_mean", "any_rank"]
 
 
 
@@ -173,3 +173,14 @@ def all_reduce_mean(value: Union[Tensor, float], ctx: DistContext) -> Union[Tens
     t = torch.tensor(float(value), dtype=torch.float64, device=ctx.device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return float(t) / ctx.world_size
+
+
+def any_rank(flag: bool, ctx: DistContext) -> bool:
+    """True on every rank when ``flag`` is true on at least one (``flag`` for a single
+    process)."""
+    if not ctx.distributed:
+        return bool(flag)
+    t = torch.tensor(int(bool(flag)), dtype=torch.int32,
+                     device=ctx.device if ctx.backend == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

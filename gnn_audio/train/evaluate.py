@@ -471,6 +471,8 @@ def evaluate_checkpoint(checkpoint: PathLike, paths: DataPaths, *, source: Optio
             raise ValueError(f"{where}: {bundle.name} reads embeddings, which are scored in "
                              "crop mode only")
     data = src.read(paths.options, split, skip_bad=paths.skip_bad)
+    for warning in getattr(data, "warnings", ()):  # embedding data sets have none
+        log(f"warning: {warning}")
     labels = src.label_set(paths.options, data)
     if bundle.label_names is not None and list(labels.names) != list(bundle.label_names):
         raise ValueError(f"{where} was trained on another class list than "

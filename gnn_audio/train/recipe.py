@@ -63,7 +63,7 @@ from gnn_audio.zoo import is_model, list_models
 
 __all__ = ["Recipe", "ModelSection", "DataSection", "OptimSection", "EvalSection", "RECIPES",
            "FBANK_PRESETS", "ATGCN_PAPER_FBANK", "FLAT_FIELDS", "SECTIONS", "get_recipe",
-           "list_recipes", "LABEL_GRAPHS"]
+           "list_recipes", "LABEL_GRAPHS", "RESUMABLE_FIELDS", "resumed_recipe"]
 
 #: where the front-end's mean / std come from (:class:`DataSection`)
 NORM_STATS = ("auto", "recipe", "compute")
@@ -426,6 +426,43 @@ class Recipe:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+#: the recipe fields (flat names) a resumed run may change: where the run ends, how often it
+#: logs, how its data is loaded and evaluated in batches; every other field would make it
+#: another run than the one its state belongs to
+RESUMABLE_FIELDS = ("epochs", "max_steps", "log_every", "num_workers", "eval_batch_size")
+
+
+def _flag(name: str) -> str:
+    """The command-line flag of a flat or dotted recipe field name."""
+    if name == "name":
+        return "--recipe"
+    head, dot, tail = name.rpartition(".")
+    return "--" + head + dot + tail.replace("_", "-")
+
+
+def resumed_recipe(recipe: Recipe, changes: Mapping[str, Any]) -> Tuple[Recipe, List[str]]:
+    """The recipe of a run continued with ``--resume`` and the options ``changes`` (flat
+    names, ``name`` for the preset, dotted ``fbank.FIELD`` / ``augment.FIELD``): those of
+    :data:`RESUMABLE_FIELDS` applied (one note each, for the log), any other that differs
+    from the run's value refused in one ``ValueError`` naming them all."""
+    current = {**{k: getattr(recipe, k) for k in _TOP},
+               **{k: getattr(getattr(recipe, sec), name)
+                  for k, (sec, name) in FLAT_FIELDS.items()},
+               **{f"{part}.{f.name}": getattr(getattr(recipe.data, part), f.name)
+                  for part in ("fbank", "augment")
+                  for f in dataclasses.fields(getattr(recipe.data, part))}}
+    differ = {k: v for k, v in changes.items() if k not in current or current[k] != v}
+    refused = sorted(k for k in differ if k not in RESUMABLE_FIELDS)
+    if refused:
+        raise ValueError(
+            f"--resume continues a run with its own settings: {', '.join(map(_flag, refused))} "
+            "cannot change (start a new run for that); a resumed run may change "
+            f"{', '.join(map(_flag, RESUMABLE_FIELDS))}")
+    notes = [f"--resume with {_flag(k)} {v} (the run had {current[k]})"
+             for k, v in differ.items()]
+    return (recipe.replace(**differ) if differ else recipe), notes
 
 
 def _top_problems(seed: Any, log_every: Any) -> List[str]:

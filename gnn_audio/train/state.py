@@ -1,14 +1,19 @@
 """The resumable state of a training run and its files in the run directory.
 
 ``RUN_DIR/last.pt`` holds everything an exact resume needs, written atomically (temporary
-file, then rename) after every epoch: the model, optimiser, scheduler and gradient-scaler
+file, then rename) after every epoch, every ``save_every_steps`` optimiser steps and when a
+signal stops the run: the model, optimiser, scheduler and gradient-scaler
 states, the sampler's state, the epoch and step counters, the metric history, the best
-validation mAP so far, the running sum of PSLA weight averaging, and every random number
-generator (Python, NumPy, torch CPU and every CUDA device). It holds plain containers and
-tensors only and is read back with ``torch.load(weights_only=True)``.
+validation mAP so far, the running sum of PSLA weight averaging, every random number
+generator (Python, NumPy, torch CPU and every CUDA device; of every rank under DDP), the
+fingerprints of the splits (:func:`~gnn_audio.train.data.split_fingerprint`) and, saved
+within an epoch, how far into it the run is (``in_epoch``: steps, batches taken, the running
+loss). It holds plain containers and tensors only, is read back with
+``torch.load(weights_only=True)`` and carries a checksum verified on load
+(:mod:`gnn_audio.weights_io`).
 
-:func:`check_run_dir` runs before training: an unwritable folder or a disk without room for
-a few checkpoints is reported then, not after the first epoch.
+:func:`check_run_dir` runs before training, before any audio is decoded: an unwritable folder
+or a disk without room for a few checkpoints is reported then, not after the first epoch.
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ from gnn_audio.weights_io import load_weights_file, save_weights_file
 from gnn_audio.types import PathLike
 
 __all__ = ["capture_rng", "restore_rng", "save_state", "load_state", "check_run_dir",
-           "state_size_estimate", "STATE_FILE"]
+           "claim_run_dir", "state_size_estimate", "STATE_FILE", "RUN_FILES",
+           "CHECKPOINT_FILES"]
 
 STATE_FILE = "last.pt"
 
@@ -66,7 +72,7 @@ def load_state(path: PathLike) -> Dict[str, Any]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no training state to resume from (the run stopped before "
-                         "its first epoch ended?)")
+                         "its first save, at the end of an epoch or every --save-every-steps)")
     try:
         state = load_weights_file(path, "gnn_audio training state")
     except pickle.UnpicklingError as err:
@@ -76,6 +82,8 @@ def load_state(path: PathLike) -> Dict[str, Any]:
     return state
 
 
+#: the checkpoints a run writes and replaces (:func:`check_run_dir` counts them as its own)
+CHECKPOINT_FILES = ("last.pt", "best.pt", "averaged.pt")
 #: what a training run writes into its directory (see :mod:`gnn_audio.train.trainer`)
 RUN_FILES = ("config.json", "train.log", "tensorboard", "curves.png", "last.pt", "best.pt",
              "averaged.pt", "history.json", "results.json")
@@ -123,10 +131,14 @@ def check_run_dir(run_dir: PathLike, needed_bytes: int) -> List[str]:
         raise OSError(f"{run_dir}: run directory is not writable ({err.strerror or err})"
                       ) from None
     free = shutil.disk_usage(run_dir).free
-    if free < needed_bytes:
-        raise OSError(f"{run_dir}: {free / 2**20:.0f} MiB free on its disk, the run's "
+    # a resumed run replaces its own checkpoints: the space they take is the run's already
+    kept = sum((run_dir / name).stat().st_size for name in CHECKPOINT_FILES
+               if (run_dir / name).is_file())
+    own = f" + {kept / 2**20:.0f} MiB of the run's own checkpoints" if kept else ""
+    if free + kept < needed_bytes:
+        raise OSError(f"{run_dir}: {free / 2**20:.0f} MiB free on its disk{own}, the run's "
                       f"checkpoints need about {needed_bytes / 2**20:.0f} MiB")
-    return [f"run directory {run_dir}: {free / 2**30:.1f} GiB free "
+    return [f"run directory {run_dir}: {free / 2**30:.1f} GiB free{own} "
             f"(checkpoints need about {needed_bytes / 2**20:.0f} MiB)"]
 
 

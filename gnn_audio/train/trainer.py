@@ -15,21 +15,36 @@ Run directory::
     train.log        the log (also on stderr)
     tensorboard/     TensorBoard scalars
     curves.png       loss, validation mAP and learning rate per epoch
-    last.pt          the resumable training state (every epoch)
+    last.pt          the resumable training state (every epoch, every save_every_steps
+                     steps, and when SIGTERM / Ctrl-C stops the run)
     best.pt          the best epoch's model: a zoo checkpoint (``create_model(name,
                      pretrained="best.pt")``, ``gnn-audio eval``, the tagger)
     averaged.pt      PSLA weight averaging of the last epochs (with ``average_from``)
     history.json     per-epoch metrics
     results.json     final evaluation (both modes), baseline, times
+
+**Stopping and resuming.** ``Trainer(..., save_every_steps=N)`` saves the training state every
+``N`` optimiser steps too, and a ``SIGTERM`` or Ctrl-C (:mod:`~gnn_audio.train.preemption`)
+saves it at the next step boundary and stops with :class:`TrainingInterrupted`. ``resume=True``
+continues from ``last.pt``, also in the middle of an epoch: the same batches, augmentations,
+dropout draws and learning rates follow as in a run that was never stopped, so the result is
+the same bit for bit on the CPU (with the same number of ranks). A resumed run keeps its
+recipe; the options in ``changes`` that may change (:data:`~gnn_audio.train.recipe.
+RESUMABLE_FIELDS`, the data's location) change with a line in the log, the others are refused,
+and the splits must have the fingerprints the state was trained on. Restarted by ``torchrun``
+(``--max-restarts``), a run of the same job resumes from its last state by itself.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from types import SimpleNamespace
+from typing import Any, Dict, List, Mapping, Optional
 
 try:
     import resource  # peak resident memory (POSIX)
@@ -39,17 +54,21 @@ except ImportError:  # pragma: no cover -- Windows
 import numpy as np
 import torch
 
+from gnn_audio.data.readers.sources import source_options
 from gnn_audio.data.sampling import BalancedSampler, ShuffleSampler, balanced_weights
 from gnn_audio.errors import one_line
 from gnn_audio.files import atomic_write_text
 from gnn_audio.models.vig_weights import load_vig_imagenet
 from gnn_audio.precision import check_precision
-from gnn_audio.train.data import DataPaths, DataSplits, label_frequency_baseline, load_splits
-from gnn_audio.train.distributed import all_reduce_mean, barrier, cleanup, init_distributed
+from gnn_audio.train.data import (STORE_OPTIONS, DataPaths, DataSplits,
+                                  label_frequency_baseline, load_splits, split_fingerprint)
+from gnn_audio.train.distributed import (all_gather_objects, all_reduce_mean, any_rank, barrier,
+                                         cleanup, init_distributed)
 from gnn_audio.train.evaluate import EvalConfig, evaluate
 from gnn_audio.train.finetune import backbone_parameters, init_from_checkpoint
 from gnn_audio.train.logs import RunLogger, format_duration, plot_curves
-from gnn_audio.train.recipe import Recipe
+from gnn_audio.train.preemption import StopSignals
+from gnn_audio.train.recipe import Recipe, resumed_recipe
 from gnn_audio.train.schedule import make_scheduler
 from gnn_audio.train.state import (STATE_FILE, capture_rng, check_run_dir, claim_run_dir,
                                    load_state, restore_rng, save_state, state_size_estimate)
@@ -57,7 +76,7 @@ from gnn_audio.train.step import NonFiniteLoss, TrainStep
 from gnn_audio.zoo import create_model, get_entry
 from gnn_audio.zoo.checkpoints import load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "TrainingStopped", "build_run_model"]
+__all__ = ["Trainer", "TrainingStopped", "TrainingInterrupted", "build_run_model"]
 
 #: the metrics kept in the history and results (the per-class arrays are left out)
 SUMMARY_METRICS = ("mAP", "mAUC", "d_prime", "lwlrap", "classes_left_out_ap", "num_clips")
@@ -69,6 +88,11 @@ PACE_STEPS, PACE_SECONDS = 4, 20.0
 class TrainingStopped(RuntimeError):
     """The run stopped before its end (a non-finite loss); the message says why and where
     the last good checkpoint is."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """A signal (``SIGTERM``, Ctrl-C) stopped the run after its state was saved; the message
+    says where and how to continue."""
 
 
 def _summary(metrics: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
@@ -110,36 +134,75 @@ class Trainer:
 
     def __init__(self, recipe: Optional[Recipe], paths: Optional[DataPaths], run_dir,
                  *, resume: bool = False, device: Optional[str] = None,
-                 progress: bool = True, overwrite: bool = False) -> None:
+                 progress: bool = True, overwrite: bool = False,
+                 save_every_steps: Optional[int] = None,
+                 changes: Optional[Mapping[str, Any]] = None) -> None:
         self.run_dir = Path(run_dir)
+        if save_every_steps is not None and (isinstance(save_every_steps, bool) or
+                                             int(save_every_steps) < 1):
+            raise ValueError(f"save_every_steps must be a positive number of steps, got "
+                             f"{save_every_steps!r}")
+        notes: List[str] = []
+        restart = _elastic_restart(self.run_dir)
+        if restart is not None and not resume:  # torchrun restarted this job's workers
+            resume, overwrite = restart
+            notes.append(f"torchrun restart {os.environ.get('TORCHELASTIC_RESTART_COUNT')}: "
+                         + ("resuming from the last saved state" if resume else
+                            "no state was saved before the failure; starting again"))
+        saved_run: Dict[str, Any] = {}
         if resume:
-            config_file = self.run_dir / "config.json"
-            if not config_file.is_file():
-                raise ValueError(f"{self.run_dir}: not a run directory (no config.json)")
-            try:
-                saved = json.loads(config_file.read_text(encoding="utf-8"))
-                recipe = Recipe.from_dict(saved["recipe"])
-                paths = DataPaths.from_dict(saved["data_paths"])
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{config_file}: damaged, not JSON ({err.msg} at line "
-                                 f"{err.lineno}, column {err.colno})") from None
-            except (KeyError, TypeError, AttributeError) as err:
-                raise ValueError(f"{config_file}: not a run's config.json (no valid "
-                                 f"{one_line(err)})") from None
+            recipe, paths, saved_run, resumed = self._resumed_settings(changes or {})
+            notes += resumed
+            if save_every_steps is None:
+                save_every_steps = saved_run.get("save_every_steps")
+            elif save_every_steps != saved_run.get("save_every_steps"):
+                notes.append(f"--resume with --save-every-steps {save_every_steps} (the run "
+                             f"had {saved_run.get('save_every_steps')})")
         if recipe is None or paths is None:
             raise ValueError("a recipe and data paths are needed unless resuming")
         self.recipe, self.paths, self.resume = recipe, paths, resume
+        self.save_every_steps = None if save_every_steps is None else int(save_every_steps)
+        self._changed = bool(notes)
         self.ctx = init_distributed(device)
         self.device = self.ctx.device
-        claimed: List[str] = []
         if self.ctx.is_main:  # an unusable or taken run directory fails now, before any work
             if not resume:
-                claimed = claim_run_dir(self.run_dir, overwrite)
+                notes += claim_run_dir(self.run_dir, overwrite)
             check_run_dir(self.run_dir, 0)
         self.log = RunLogger(self.run_dir, enabled=self.ctx.is_main, progress=progress)
-        for note in claimed:
+        for note in notes:
             self.log(note)
         self.progress = progress
+        self._in_epoch: Optional[Dict[str, Any]] = None
+        self._disk_checked = False
+
+    def _resumed_settings(self, changes: Mapping[str, Any]):
+        """The recipe, data paths and run settings of the run directory's ``config.json``,
+        with the options given with ``--resume`` (``changes``) applied or refused."""
+        config_file = self.run_dir / "config.json"
+        if not config_file.is_file():
+            raise ValueError(f"{self.run_dir}: not a run directory (no config.json)")
+        try:
+            saved = json.loads(config_file.read_text(encoding="utf-8"))
+            recipe = Recipe.from_dict(saved["recipe"])
+            stored_paths = DataPaths.from_dict(saved["data_paths"])
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{config_file}: damaged, not JSON ({err.msg} at line "
+                             f"{err.lineno}, column {err.colno})") from None
+        except (KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"{config_file}: not a run's config.json (no valid "
+                             f"{one_line(err)})") from None
+        data_keys = set(source_options()) | set(STORE_OPTIONS)
+        recipe, notes = resumed_recipe(recipe, {k: v for k, v in changes.items()
+                                                if k not in data_keys})
+        before = stored_paths.to_dict()
+        given = DataPaths(**{k: v for k, v in changes.items() if k in data_keys}).to_dict()
+        moved = {k: given[k] for k in changes if k in data_keys and given[k] != before.get(k)}
+        paths = DataPaths.from_dict({**before, **moved}) if moved else stored_paths
+        notes += [f"--resume with --{k.replace('_', '-')} {v} (the run had {before.get(k)}); "
+                  "the splits must still hold the clips and labels the run was trained on"
+                  for k, v in moved.items()]
+        return recipe, paths, dict(saved.get("run") or {}), notes
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -156,9 +219,12 @@ class Trainer:
                              f"{ctx.world_size} ranks")
         check_precision(r.optim.precision, self.device)
         self.splits = load_splits(r, self.paths, is_main=ctx.is_main, barrier=self._barrier,
-                                  log=self.log, progress=self.progress)
+                                  log=self.log, progress=self.progress,
+                                  before_decoding=self._check_disk)
         for note in self.splits.notes:
             self.log(note)
+        self.fingerprints = {split: split_fingerprint(getattr(self.splits, split))
+                             for split in ("train", "val", "eval")}
         self.model = self._initial_model().to(self.device)
         if r.optim.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -166,12 +232,15 @@ class Trainer:
         self._setup_loader()
         self._setup_optimisation()
         self.epoch, self.global_step = 0, 0
+        self._saved_at: Optional[str] = None  # where the last saved state is, in words
         self.history: List[dict] = []
         self.best = {"mAP": -math.inf, "epoch": None}
         self.avg_sum: Optional[Dict[str, torch.Tensor]] = None
         self.avg_count = 0
         if self.resume:
             self._load()
+            if self._changed:  # a later --resume continues with the changed settings
+                self._update_config()
         else:
             self._write_config()
 
@@ -183,7 +252,7 @@ class Trainer:
         torch.manual_seed(r.seed)
         np.random.seed(r.seed)
         model = build_run_model(r, self.splits, log=self.log)
-        if self.ctx.is_main:
+        if self.ctx.is_main and not self._disk_checked:  # no estimate before decoding
             for note in check_run_dir(self.run_dir, state_size_estimate(model)):
                 self.log(note)
         if r.model.pretrained_vig:
@@ -201,6 +270,18 @@ class Trainer:
             raise ValueError("freeze_backbone_epochs needs init_from (a checkpoint to "
                              "fine-tune)")
         return model
+
+    def _check_disk(self, label_set) -> None:
+        """The run directory's free space against its checkpoints' size, estimated from the
+        recipe's model for ``label_set`` before any audio is decoded (a model whose size
+        cannot be known yet is checked once it is built)."""
+        if not self.ctx.is_main:
+            return
+        needed = _estimated_state_bytes(self.recipe, label_set)
+        if needed is not None:
+            for note in check_run_dir(self.run_dir, needed):
+                self.log(note)
+            self._disk_checked = True
 
     def _wrap_model(self) -> None:
         """``ddp`` (SyncBatchNorm and DistributedDataParallel under DDP) and ``train_net``
@@ -236,10 +317,12 @@ class Trainer:
         if self.steps_per_epoch < 1:
             raise ValueError(f"the training split ({len(train)} clips) is smaller than one "
                              f"batch of {r.optim.batch_size}")
+        # a generator of its own for the workers' base seed: iterating the loader must not
+        # draw from the global stream (a run resumed within an epoch restores that stream)
         self.loader = torch.utils.data.DataLoader(
             train, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
             num_workers=r.data.num_workers, pin_memory=self.device.type == "cuda",
-            collate_fn=_collate_train)
+            collate_fn=_collate_train, generator=torch.Generator().manual_seed(r.seed))
 
     def _setup_optimisation(self) -> None:
         """Adam over the trainable parameters, the learning-rate schedule and the step."""
@@ -261,7 +344,10 @@ class Trainer:
         config = {"recipe": resolved.to_dict(), "data_paths": self.paths.to_dict(),
                   "world_size": self.ctx.world_size, "device": str(self.device),
                   "torch": torch.__version__, "python": platform.python_version(),
-                  "num_classes": len(self.splits.label_set)}
+                  "num_classes": len(self.splits.label_set),
+                  "run": {"save_every_steps": self.save_every_steps,
+                          "torchrun_job": os.environ.get("TORCHELASTIC_RUN_ID")},
+                  "fingerprints": self.fingerprints}
         if self.splits.fbank is not None:
             config["normalisation"] = {
                 "mean": self.splits.fbank.norm_mean, "std": self.splits.fbank.norm_std,
@@ -274,21 +360,54 @@ class Trainer:
                  f"{self.device.type}), {r.optim.precision}; config -> "
                  f"{self.run_dir / 'config.json'}")
 
+    def _update_config(self) -> None:
+        """``config.json`` of a resumed run with the settings it now runs with."""
+        if not self.ctx.is_main:
+            return
+        path = self.run_dir / "config.json"
+        config = json.loads(path.read_text(encoding="utf-8"))
+        config.update(recipe=self.recipe.to_dict(), data_paths=self.paths.to_dict())
+        config.setdefault("run", {})["save_every_steps"] = self.save_every_steps
+        atomic_write_text(path, json.dumps(config, indent=2) + "\n")
+
     # -- state ---------------------------------------------------------------------------------
 
-    def _state(self) -> Dict[str, Any]:
+    def _state(self, in_epoch: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """The training state; ``in_epoch`` (steps, batches taken from the loader, running
+        loss and seconds) when it is saved within epoch ``self.epoch``, else it is saved at
+        the end of epoch ``self.epoch`` (0-based, already counted)."""
+        taken = len(self.sampler) if in_epoch is None else in_epoch["taken"] * self.local_batch
+        rng = capture_rng()
+        # every rank's generators: a run stopped within an epoch continues each rank's draws
+        ranks = all_gather_objects(rng, self.ctx) if in_epoch is not None else None
         return {"format": "gnn_audio.train_state", "epoch": self.epoch,
                 "global_step": self.global_step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.step.scaler.state_dict(),
-                "sampler": self.sampler.state_dict(consumed=len(self.sampler)),
-                "rng": capture_rng(), "history": self.history, "best": dict(self.best),
-                "avg_sum": self.avg_sum, "avg_count": self.avg_count,
-                "world_size": self.ctx.world_size, "epochs_from": 1}
+                "sampler": self.sampler.state_dict(consumed=taken),
+                "rng": rng, "rng_ranks": ranks, "history": self.history,
+                "best": dict(self.best), "avg_sum": self.avg_sum, "avg_count": self.avg_count,
+                "world_size": self.ctx.world_size, "epochs_from": 1,
+                "fingerprints": self.fingerprints,
+                "in_epoch": None if in_epoch is None else {
+                    k: in_epoch[k] for k in ("steps", "taken", "loss_sum", "seconds")}}
 
     def _load(self) -> None:
-        state = load_state(self.run_dir / STATE_FILE)
+        path = self.run_dir / STATE_FILE
+        state = load_state(path)
+        for split, fingerprint in (state.get("fingerprints") or {}).items():
+            if fingerprint != self.fingerprints[split]:
+                raise ValueError(
+                    f"{path}: the run was trained on other data: the {split} split's clips or "
+                    "labels are not those the state was saved with; resume on the same data "
+                    "set, or start a new run on this one")
+        in_epoch = state.get("in_epoch")
+        if in_epoch is not None and state["world_size"] != self.ctx.world_size:
+            raise ValueError(f"{path}: saved within epoch {int(state['epoch']) + 1} by "
+                             f"{state['world_size']} rank(s): resume it on "
+                             f"{state['world_size']} rank(s) (this run has "
+                             f"{self.ctx.world_size})")
         if state["world_size"] != self.ctx.world_size:
             self.log(f"note: the run was saved with {state['world_size']} rank(s) and resumes "
                      f"on {self.ctx.world_size}: it continues, but not bit for bit")
@@ -303,12 +422,22 @@ class Trainer:
             if self.best.get("epoch") is not None:
                 self.best["epoch"] += 1
         self.avg_sum, self.avg_count = state["avg_sum"], int(state["avg_count"])
-        restore_rng(state["rng"])
+        ranks = state.get("rng_ranks")
+        restore_rng(ranks[self.ctx.rank] if ranks else state["rng"])
         if state["world_size"] == self.ctx.world_size:
             # checks that the sampler draws as the saved run did (seed, sizes); its position
-            # is the end of the saved epoch, and the next epoch starts from its beginning
+            # is where the run stopped within the epoch, or the end of the saved epoch (the
+            # next epoch then starts from its beginning)
             self.sampler.load_state_dict(state["sampler"])
-        self.log(f"resumed {self.run_dir} at epoch {self.epoch + 1} (step {self.global_step})")
+        self._saved_at = _saved_where(self.epoch, in_epoch)
+        if in_epoch is not None:
+            self._in_epoch = {**in_epoch, "loss_sum": in_epoch["loss_sum"].to(self.device)}
+            self.log(f"resumed {self.run_dir} within epoch {self.epoch + 1}, after its step "
+                     f"{in_epoch['steps']} of {self.steps_per_epoch} (step "
+                     f"{self.global_step} of the run)")
+        else:
+            self.log(f"resumed {self.run_dir} at epoch {self.epoch + 1} (step "
+                     f"{self.global_step})")
 
     # -- pace ----------------------------------------------------------------------------------
 
@@ -364,10 +493,19 @@ class Trainer:
                  f"{self.device.type} (measured over {steps} step(s)), peak memory "
                  f"{_peak_memory(self.device)}{rest}{hint}")
 
-    def _save(self) -> None:
+    def _save(self, in_epoch: Optional[Dict[str, Any]] = None) -> None:
+        state = self._state(in_epoch)
         if self.ctx.is_main:
-            save_state(self.run_dir / STATE_FILE, self._state())
+            save_state(self.run_dir / STATE_FILE, state)
+        self._saved_at = _saved_where(self.epoch, in_epoch)
         self._barrier()
+
+    def _stop_requested(self, check: bool) -> bool:
+        """Whether a signal asked the run to stop (under DDP: any rank's, agreed by all
+        ranks, which costs a collective: only where ``check``)."""
+        if not self.ctx.distributed:
+            return self._signals.requested is not None
+        return check and any_rank(self._signals.requested is not None, self.ctx)
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -383,21 +521,30 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def _train_epoch(self) -> Dict[str, float]:
+        """One epoch (or the rest of the one a state saved within an epoch was in); raises
+        :class:`TrainingInterrupted` after saving the state when a signal asks to stop."""
         r = self.recipe
-        # dropout / drop-path / stochastic-kNN draws: a stream of its own per (seed, rank,
-        # epoch), the same in an uninterrupted and in a resumed run, different across ranks
-        torch.manual_seed(int(np.random.SeedSequence(
-            [r.seed, self.ctx.rank, self.epoch]).generate_state(1)[0]))
+        resumed, self._in_epoch = self._in_epoch, None
+        if resumed is None:
+            # dropout / drop-path / stochastic-kNN draws: a stream of its own per (seed, rank,
+            # epoch), the same in an uninterrupted and in a resumed run, different across
+            # ranks (a run resumed within an epoch has the stream restored where it was)
+            torch.manual_seed(int(np.random.SeedSequence(
+                [r.seed, self.ctx.rank, self.epoch]).generate_state(1)[0]))
         self.sampler.set_epoch(self.epoch)
         if hasattr(self.splits.train, "set_epoch"):  # TaggingDataset's augmentation draws
             self.splits.train.set_epoch(self.epoch)
         frozen = self.epoch < r.model.freeze_backbone_epochs
         self.step.frozen = self.backbone if frozen else ()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        steps = 0
+        steps, before = 0, 0.0  # steps of the epoch, seconds of it before a resume
+        if resumed is not None:
+            total, steps, before = resumed["loss_sum"], int(resumed["steps"]), resumed["seconds"]
+        taken = 0  # batches taken from this loader iterator
         start = time.perf_counter()
         first: Optional[float] = None  # seconds of the first step
         bar = self.log.bar(self.steps_per_epoch, f"epoch {self.epoch + 1}/{r.optim.epochs}")
+        bar.update(steps)
         for x, y in self.loader:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
@@ -407,38 +554,63 @@ class Trainer:
                 loss = self.step(x, y)
             except NonFiniteLoss as err:
                 bar.close()
-                last = (f"{self.run_dir / STATE_FILE} (end of epoch {self.epoch})"
-                        if self.epoch else "none (no epoch finished)")
                 raise TrainingStopped(
                     f"epoch {self.epoch + 1} step {steps + 1}: {err}; training stopped, the "
-                    f"weights were not updated with it. Last good checkpoint: {last}. Try a "
-                    "lower lr, clip_grad_norm, or fp32 / bf16 instead of fp16") from None
+                    f"weights were not updated with it. Last good checkpoint: "
+                    f"{self._last_saved()}. Try a lower lr, clip_grad_norm, or fp32 / bf16 "
+                    "instead of fp16") from None
             total += loss
             steps += 1
+            taken += 1
             self.global_step += 1
             if not self._paced:
                 now = time.perf_counter() - start
                 first = now if first is None else first
-                if now >= PACE_SECONDS or steps in (PACE_STEPS, self.steps_per_epoch):
-                    self._tell_pace(now, first, steps)
-            if self.global_step % r.log_every == 0 or steps == self.steps_per_epoch:
+                if now >= PACE_SECONDS or taken == PACE_STEPS or steps == self.steps_per_epoch:
+                    self._tell_pace(now, first, taken)
+            logged = self.global_step % r.log_every == 0 or steps == self.steps_per_epoch
+            if logged:
                 value = float(total / steps)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(loss=f"{value:.4f}",
-                                clips_s=f"{steps * r.optim.batch_size / elapsed:.1f}")
+                                clips_s=f"{taken * r.optim.batch_size / elapsed:.1f}")
                 self.log.scalars({"train/loss": float(loss),
                                   "train/lr": self.optimizer.param_groups[0]["lr"]},
                                  self.global_step)
             bar.update(1)
+            stop = self._stop_requested(check=logged)
+            save = stop or (self.save_every_steps is not None and
+                            self.global_step % self.save_every_steps == 0 and
+                            steps < self.steps_per_epoch)
+            if save:
+                self._save({"steps": steps, "taken": taken, "loss_sum": total.detach().cpu(),
+                            "seconds": before + time.perf_counter() - start})
+            if stop:
+                bar.close()
+                self._interrupted(f"epoch {self.epoch + 1} step {steps}")
             if r.optim.max_steps is not None and self.global_step >= r.optim.max_steps:
                 break
         bar.close()
         elapsed = time.perf_counter() - start
-        if not self._paced and steps:  # an epoch (or max_steps) shorter than PACE_STEPS
-            self._tell_pace(elapsed, first, steps)
+        if not self._paced and taken:  # an epoch (or max_steps) shorter than PACE_STEPS
+            self._tell_pace(elapsed, first, taken)
         mean = float(self._reduce_mean(total / max(steps, 1)))
+        elapsed += before
         return {"train_loss": mean, "steps": steps, "seconds": elapsed,
                 "clips_per_s": steps * r.optim.batch_size / max(elapsed, 1e-9)}
+
+    def _last_saved(self) -> str:
+        """Where the last good training state is, in words."""
+        return (f"{self.run_dir / STATE_FILE} ({self._saved_at})" if self._saved_at else
+                "none (nothing was saved yet)")
+
+    def _interrupted(self, where: str) -> None:
+        """Raise :class:`TrainingInterrupted` for a signal that stopped the run ``where``
+        (its state already saved)."""
+        raise TrainingInterrupted(
+            f"{self._signals.requested or 'a signal on another rank'}: stopped at {where} "
+            f"(step {self.global_step} of the run), state saved to "
+            f"{self.run_dir / STATE_FILE}; continue with --resume {self.run_dir}")
 
     def _accumulate_average(self) -> None:
         state = {k: v.detach().to("cpu", torch.float64) for k, v in
@@ -469,6 +641,14 @@ class Trainer:
         self._setup()
         self._paced = False
         self._warn_gpu_recipe_on_cpu()
+        notice = ("{signal}: stopping at the next step boundary, after saving the training "
+                  "state (Ctrl-C again stops at once, without saving)")
+        with StopSignals(notice if self.ctx.is_main else None) as self._signals:
+            self._epochs()
+        return self._finish(run_start)
+
+    def _epochs(self) -> None:
+        """Train the epochs left (the loop of :meth:`fit`)."""
         r = self.recipe
         done = r.optim.max_steps is not None and self.global_step >= r.optim.max_steps
         while self.epoch < r.optim.epochs and not done:
@@ -507,7 +687,8 @@ class Trainer:
                                   json.dumps(self.history, indent=2) + "\n")
                 plot_curves(self.history, self.run_dir / "curves.png")
                 self.log.flush()
-        return self._finish(run_start)
+            if self._stop_requested(check=True):
+                self._interrupted(f"the end of epoch {number}")
 
     def _finish(self, run_start: float) -> Dict[str, Any]:
         r = self.recipe
@@ -552,6 +733,55 @@ class Trainer:
     def close(self) -> None:
         self.log.close()
         cleanup()
+
+
+def _saved_where(epoch: int, in_epoch: Optional[Dict[str, Any]]) -> str:
+    """Where a state saved at ``epoch`` (0-based; within it with ``in_epoch``) is, in words."""
+    return (f"epoch {epoch + 1} step {in_epoch['steps']}" if in_epoch is not None
+            else f"end of epoch {epoch}")
+
+
+def _elastic_restart(run_dir: Path) -> Optional[tuple]:
+    """``(resume, overwrite)`` for a process ``torchrun`` restarted
+    (``TORCHELASTIC_RESTART_COUNT`` > 0) whose run directory holds this job's run (its
+    ``config.json`` names this ``TORCHELASTIC_RUN_ID``): resume from its state, or start
+    again over its files when none was saved; ``None`` for any other process."""
+    count = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if not count.isdigit() or int(count) == 0:
+        return None
+    try:
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    job = os.environ.get("TORCHELASTIC_RUN_ID")
+    if not isinstance(saved, dict) or not job or (saved.get("run") or {}).get(
+            "torchrun_job") != job:
+        return None
+    return (run_dir / STATE_FILE).is_file(), True
+
+
+def _estimated_state_bytes(recipe: Recipe, label_set) -> Optional[int]:
+    """:func:`~gnn_audio.train.state.state_size_estimate` of the recipe's model for
+    ``label_set``, built on the meta device (or the CPU) from what is known before the audio
+    is decoded; ``None`` when the model needs more of the data to be built."""
+    entry = get_entry(recipe.model.name)
+    known = SimpleNamespace(fbank=recipe.data.fbank, label_set=label_set)
+    try:
+        kwargs = {**entry.prepare_kwargs(known, recipe, lambda line: None),
+                  **recipe.model.kwargs}
+    except (AttributeError, KeyError):  # it derives arguments from the training targets
+        kwargs = dict(recipe.model.kwargs)
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore")
+        for device in ("meta", "cpu"):
+            try:
+                with torch.device(device):
+                    model = create_model(recipe.model.name, num_classes=len(label_set),
+                                         **kwargs)
+                return state_size_estimate(model)
+            except (NotImplementedError, RuntimeError, TypeError, ValueError):
+                continue
+    return None
 
 
 def _peak_memory(device: torch.device) -> str:

@@ -160,9 +160,10 @@ def test_interrupted_build_is_detected(clips, tmp_path):
         WaveformStore(path)
     store = WaveformStore.build(clips, path, progress=False)  # builds again
     assert len(store) == len(clips) and store.report.decoded == len(clips)
-    with open(path / "waveforms.raw", "r+b") as f:  # a damaged data file
+    assert store.data_path.name.startswith("waveforms.") and store.data_path.suffix == ".raw"
+    with open(store.data_path, "r+b") as f:  # a damaged data file
         f.truncate(100)
-    with pytest.raises(StoreError, match="waveforms.raw"):
+    with pytest.raises(StoreError, match=store.data_path.name):
         WaveformStore(path)
     with pytest.raises(StoreError, match="not a waveform store"):
         WaveformStore(tmp_path / "nothing")
@@ -194,6 +195,9 @@ def test_skip_bad_writes_the_report(clips, tmp_path):
     assert len(store.report.skipped) == 2
     again = WaveformStore.build(listed, tmp_path / "store", skip_bad=True, progress=False)
     assert again.report.up_to_date
+    assert again.report.summary() == \
+        f"up to date, 2 skipped (see {tmp_path / 'store' / 'skipped.txt'})"
+    assert [s.where for s in again.skipped] == ["list.csv:9", str(bad)]
     # without skip_bad the same listing raises instead of reusing the skipping store
     with pytest.raises(StoreError, match="broken.wav"):
         WaveformStore.build(listed, tmp_path / "store", progress=False)
@@ -206,3 +210,24 @@ def test_store_object_pickles_without_its_map(clips, tmp_path):
     store.waveform(0)
     copy = pickle.loads(pickle.dumps(store))
     assert copy._data is None and torch.equal(copy.waveform(4), store.waveform(4))
+
+
+def test_format_1_store_is_refused_and_built_again(clips, tmp_path):
+    import json
+
+    path = tmp_path / "store"
+    store = WaveformStore.build(clips, path, progress=False)
+    # a store of format 1: one fixed data file name, no checksums
+    with np.load(path / "index.npz") as z:
+        arrays = {k: z[k] for k in z.files if k not in ("crcs", "skip_paths", "skip_stats")}
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({k: meta[k] for k in (
+        "name", "sample_rate", "dtype", "label_set", "mids", "names")} | {"format": 1}))
+    np.savez(path / "index.npz", **arrays)
+    store.data_path.rename(path / "waveforms.raw")
+    with pytest.raises(StoreError, match="store format 1, expected 2; build the store again"):
+        WaveformStore(path)
+    rebuilt = WaveformStore.build(clips, path, progress=False)
+    assert rebuilt.report.decoded == len(clips) and not (path / "waveforms.raw").exists()
+    rebuilt.verify()
+    assert torch.equal(rebuilt.waveform(3), store.waveform(3))

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from gnn_audio.labels import load_label_set
+from gnn_audio.weights_io import CHECKSUM_KEY, save_weights_file
 from gnn_audio.zoo import create_model, load_checkpoint, save_checkpoint
 
 AUDIOSET = load_label_set("audioset")
@@ -58,7 +59,7 @@ def test_checkpoint_round_trip_and_older_files(tmp_path):
 
     # a file from before label ids: the key is absent
     raw = torch.load(path, weights_only=True)
-    del raw["label_ids"]
+    del raw["label_ids"], raw[CHECKSUM_KEY]  # nor a checksum then
     old = tmp_path / "old.pt"
     torch.save(raw, old)
     assert load_checkpoint(old)["label_ids"] is None
@@ -76,7 +77,7 @@ def test_damaged_label_lists_name_the_file(tmp_path):
     path = tmp_path / "bad.pt"
     save_checkpoint(create_model("fc1", num_classes=2, label_names=["a", "b"]), path)
     raw = torch.load(path, weights_only=True)
-    torch.save(dict(raw, label_ids=["/x/1"]), path)
+    save_weights_file(dict(raw, label_ids=["/x/1"]), path)  # written so, checksum and all
     with pytest.raises(ValueError, match=f"{path} is a damaged gnn_audio checkpoint: "
                                          "label_ids is not a list of 2 strings"):
         load_checkpoint(path)

@@ -86,6 +86,7 @@ def read_audioset_csv(csv_path: PathLike, audio_dir: PathLike,
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         where = f"{p}:{line}"
+        labels: Tuple[int, ...] = ()
         try:
             try:
                 row = next(csv.reader([raw], skipinitialspace=True, strict=True))
@@ -111,11 +112,12 @@ def read_audioset_csv(csv_path: PathLike, audio_dir: PathLike,
             if not os.path.exists(wav):
                 raise BadRow(f"audio file not found: {wav}")
         except BadRow as err:
-            bad(where, str(err))
+            bad(where, str(err), labels)
             continue
         clips.append(Clip(f"{ytid}_{start:g}", wav, labels, where))
     name = os.path.splitext(os.path.basename(p))[0]
-    return ClipList(name, label_set, clips, bad.skipped)
+    return ClipList(name, label_set, clips, bad.skipped,
+                    bad.lost_classes(label_set, clips, p))
 
 
 def _seconds(field: str, column: str) -> float:

@@ -11,7 +11,7 @@ import bisect
 import json
 import os
 import re
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from gnn_audio.data.clips import Clip, ClipList
 from gnn_audio.data.readers.errors import BadInput, DataError
@@ -71,6 +71,7 @@ def _read_entries(path: str, entries: list, lines: "_EntryLines", label_set: Lab
         line = lines(i)
         source = f"{path}:{line}" if line else path
         where = f"{source}: data[{i}]"
+        targets: Tuple[int, ...] = ()
         try:
             if not isinstance(entry, dict):
                 raise BadRow(f"entry is a {type(entry).__name__}, not an object")
@@ -94,7 +95,7 @@ def _read_entries(path: str, entries: list, lines: "_EntryLines", label_set: Lab
             if not os.path.exists(full):
                 raise BadRow(f"audio file not found: {full}")
         except BadRow as err:
-            bad(where, str(err))
+            bad(where, str(err), targets)
             continue
         listed.append(Clip("", full, targets, source))
     stems: Dict[str, int] = {}
@@ -105,7 +106,8 @@ def _read_entries(path: str, entries: list, lines: "_EntryLines", label_set: Lab
                   else os.path.relpath(c.path, folder).replace(os.sep, "/"),
                   c.path, c.labels, c.source) for c in listed]
     name = os.path.splitext(os.path.basename(path))[0]
-    return ClipList(name, label_set, clips, bad.skipped)
+    return ClipList(name, label_set, clips, bad.skipped,
+                    bad.lost_classes(label_set, clips, path))
 
 
 def _stem(path: str) -> str:

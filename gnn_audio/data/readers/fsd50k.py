@@ -13,12 +13,27 @@ or the same without the ``FSD50K.`` prefixes (``ground_truth/``, ``dev_audio/``,
 ``64760,"Electric_guitar,Guitar","/m/02sgy,/m/0342h",train``. The class list is the data set's
 own ``vocabulary.csv``: its size and ids are whatever that file says. Labels are mapped by id
 (``mids``); the ``labels`` names must agree with the vocabulary.
+
+**Names with a comma.** FSD50K writes AudioSet's "Narration, monologue" as
+``Narration_and_monologue``; a data set in this layout may keep AudioSet's names instead. In
+``vocabulary.csv`` such a name is quoted (``5,"Narration, monologue",/m/02qldy``); a row with
+more than three fields is read as an unquoted one (first field the index, last the id, the
+fields between the name). In ``labels`` the commas of the names and those between them look
+alike: ``"Narration, monologue,Speech"`` with ``"/m/02qldy,/m/09x0r"``. The ids decide: each
+one takes as many comma-separated items of ``labels`` as its vocabulary name has, and these
+must spell that name, as written in the vocabulary or in FSD50K's way (``", "`` and
+``", and "`` as ``_and_``, spaces as ``_``).
+
+**Skipped rows.** With ``skip_bad=True`` a class whose every row of the split was skipped has
+no clip in it: :attr:`ClipList.warnings` then says so, naming the classes.
 """
 from __future__ import annotations
 
+import functools
 import os
+import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from gnn_audio.data.clips import Clip, ClipList
 from gnn_audio.data.readers.errors import BadInput, DataError
@@ -71,8 +86,11 @@ def find_fsd50k_layout(root: PathLike) -> FSD50KLayout:
 
 def read_fsd50k_vocabulary(path: PathLike, name: Optional[str] = None) -> LabelSet:
     """Read FSD50K's ``vocabulary.csv``: rows ``index,name,mid`` without a header (a header
-    row ``index,name,mid`` is tolerated). Indices must run over ``0 .. N-1``; names and ids
-    must be unique. ``name`` (the label set's) defaults to ``"fsd50k"``."""
+    row ``index,name,mid`` is tolerated). A name with a comma should be quoted; a row of more
+    than three fields is taken as such a name left unquoted (``12,Narration, monologue,
+    /m/02qldy``: the fields between the index and the id are the name). Indices must run over
+    ``0 .. N-1``; names and ids must be unique. ``name`` (the label set's) defaults to
+    ``"fsd50k"``."""
     p = os.fspath(path)
     by_index: Dict[int, Tuple[str, str]] = {}
     seen: Dict[Tuple[str, str], int] = {}
@@ -80,9 +98,9 @@ def read_fsd50k_vocabulary(path: PathLike, name: Optional[str] = None) -> LabelS
         where = f"{p}:{line}"
         if line == 1 and row and row[0].strip().lower() == "index":
             continue
-        if len(row) != 3:
+        if len(row) < 3:
             raise DataError(f"{where}: expected 3 columns (index,name,mid), found {len(row)}")
-        index, label, mid = (s.strip() for s in row)
+        index, label, mid = row[0].strip(), ",".join(row[1:-1]).strip(), row[-1].strip()
         try:
             i = int(index)
         except ValueError:
@@ -108,7 +126,8 @@ def read_fsd50k(root: PathLike, split: str, *, skip_bad: bool = False) -> ClipLi
     audio file ``<fname>.wav`` of each clip of ``split`` must exist. A problem raises
     :class:`DataError` naming ``file:line``; with ``skip_bad=True`` the clip is left out and
     listed in :attr:`ClipList.skipped` instead (rows of the other dev split are then left out
-    without a record, rows whose split cannot be told are recorded in both).
+    without a record, rows whose split cannot be told are recorded in both), and a class that
+    loses every clip of ``split`` that way is named in :attr:`ClipList.warnings`.
 
     Returns:
         a :class:`ClipList` named ``split`` over the vocabulary's classes, in listing order.
@@ -153,8 +172,7 @@ def read_fsd50k(root: PathLike, split: str, *, skip_bad: bool = False) -> ClipLi
             first_line[fname] = line
             mids = parse_label_ids(row[col["mids"]], "label id")
             labels = label_indices(mids, index)
-            _check_names(parse_label_ids(row[col["labels"]], "label name"), mids, names,
-                         os.path.basename(layout.vocabulary))
+            _check_names(row[col["labels"]], mids, names, os.path.basename(layout.vocabulary))
             if row_split != split:
                 continue
             wav = os.path.join(audio_dir, fname + ".wav")
@@ -162,17 +180,65 @@ def read_fsd50k(root: PathLike, split: str, *, skip_bad: bool = False) -> ClipLi
                 raise BadRow(f"audio file not found: {wav}")
         except BadRow as err:
             if not skip_bad or row_split in (None, split):
-                bad(where, str(err))
+                bad(where, str(err), _row_classes(row, col, index), unsure=row_split is None)
             continue
         clips.append(Clip(fname, wav, labels, where))
-    return ClipList(split, vocab, clips, bad.skipped)
+    return ClipList(split, vocab, clips, bad.skipped,
+                    bad.lost_classes(vocab, clips, path, split))
 
 
-def _check_names(labels: List[str], mids: List[str], names: Dict[str, str],
-                 vocab_file: str) -> None:
-    if len(labels) != len(mids):
-        raise BadRow(f"{len(labels)} label names for {len(mids)} label ids")
-    for label, mid in zip(labels, mids):
-        if names[mid] != label:
-            raise BadRow(f"label {label!r} does not match id {mid!r} "
-                         f"({vocab_file} names it {names[mid]!r})")
+def _row_classes(row: Sequence[str], col: Dict[str, int],
+                 index: Dict[str, int]) -> Tuple[int, ...]:
+    """The known class ids of a bad row's ``mids`` field, as far as it can be read (for the
+    warning about classes that lost all their clips)."""
+    k = col["mids"]
+    if k >= len(row):
+        return ()
+    return tuple(sorted({index[m] for m in (s.strip() for s in row[k].split(","))
+                         if m in index}))
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_key(name: str) -> str:
+    """``name`` in one spelling for AudioSet's and FSD50K's: ``", "`` and ``", and "`` as
+    `` and ``, ``_`` as a space, runs of white space as one space."""
+    return " ".join(re.sub(r"\s*,\s*(?:and\s+)?", " and ", name).replace("_", " ").split())
+
+
+def _name_span(items: Sequence[str], start: int, name: str) -> Optional[int]:
+    """How many items of ``items`` from ``start`` on, joined by ``", "``, spell ``name``
+    (:func:`_name_key`); ``None`` when no number of them does."""
+    key = _name_key(name)
+    for end in range(start + 1, len(items) + 1):
+        joined = _name_key(", ".join(items[start:end]))
+        if joined == key:
+            return end - start
+        if len(joined) >= len(key):  # one more item only makes it longer
+            return None
+    return None
+
+
+def _check_names(field: str, mids: List[str], names: Dict[str, str], vocab_file: str) -> None:
+    """Check the ``labels`` field of a row against the vocabulary's names of its ids
+    ``mids``, in order: each id takes the items its name spells (:func:`_name_span`), and no
+    item may be left over."""
+    items = parse_label_ids(field, "label name")
+    expected = [names[mid] for mid in mids]
+    at = 0
+    for name in expected:
+        span = _name_span(items, at, name)
+        if span is None:
+            break
+        at += span
+    else:
+        if at == len(items):
+            return
+    if not any("," in name for name in expected):  # one item per id
+        if len(items) != len(mids):
+            raise BadRow(f"{len(items)} label names for {len(mids)} label ids")
+        for label, mid in zip(items, mids):  # name the one that differs
+            if _name_span([label], 0, names[mid]) is None:
+                raise BadRow(f"label {label!r} does not match id {mid!r} "
+                             f"({vocab_file} names it {names[mid]!r})")
+    raise BadRow(f"label names {field.strip()!r} do not match ids {','.join(mids)!r} "
+                 f"({vocab_file} names them {', '.join(map(repr, expected))})")
