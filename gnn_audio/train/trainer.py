@@ -143,12 +143,15 @@ class Trainer:
             raise ValueError(f"save_every_steps must be a positive number of steps, got "
                              f"{save_every_steps!r}")
         notes: List[str] = []
-        restart = _elastic_restart(self.run_dir)
-        if restart is not None and not resume:  # torchrun restarted this job's workers
-            resume, overwrite = restart
-            notes.append(f"torchrun restart {os.environ.get('TORCHELASTIC_RESTART_COUNT')}: "
-                         + ("resuming from the last saved state" if resume else
-                            "no state was saved before the failure; starting again"))
+        self.ctx = init_distributed(device)
+        self.device = self.ctx.device
+        if not resume:
+            restart = self._elastic_restart()
+            if restart is not None:  # torchrun restarted this job's workers
+                resume, overwrite = restart
+                notes.append("torchrun restarted the job: " + (
+                    "resuming from the last saved state" if resume else
+                    "no state was saved before the failure; starting again"))
         saved_run: Dict[str, Any] = {}
         if resume:
             recipe, paths, saved_run, resumed = self._resumed_settings(changes or {})
@@ -163,18 +166,30 @@ class Trainer:
         self.recipe, self.paths, self.resume = recipe, paths, resume
         self.save_every_steps = None if save_every_steps is None else int(save_every_steps)
         self._changed = bool(notes)
-        self.ctx = init_distributed(device)
-        self.device = self.ctx.device
         if self.ctx.is_main:  # an unusable or taken run directory fails now, before any work
             if not resume:
                 notes += claim_run_dir(self.run_dir, overwrite)
             check_run_dir(self.run_dir, 0)
         self.log = RunLogger(self.run_dir, enabled=self.ctx.is_main, progress=progress)
-        for note in notes:
+        for note in notes + _restart_notes():
             self.log(note)
         self.progress = progress
         self._in_epoch: Optional[Dict[str, Any]] = None
         self._disk_checked = False
+
+    def _elastic_restart(self) -> Optional[tuple]:
+        """``(resume, overwrite)`` when ``torchrun`` restarted the workers of this job
+        (``--max-restarts``) and the run directory holds its run (``config.json`` of this
+        ``TORCHELASTIC_RUN_ID``): resume from its state, or start again over its files when
+        none was saved; ``None`` otherwise. An agent that restarts its workers because another
+        node's failed counts no restart of its own (``TORCHELASTIC_RESTART_COUNT`` 0), so the
+        ranks decide together: a restart if any rank's count is above 0, and rank 0's reading
+        of the run directory for all."""
+        count = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        if not any_rank(count.isdigit() and int(count) > 0, self.ctx):
+            return None
+        found = _restart_mode(self.run_dir) if self.ctx.is_main else None
+        return all_gather_objects(found, self.ctx)[0]
 
     def _resumed_settings(self, changes: Mapping[str, Any]):
         """The recipe, data paths and run settings of the run directory's ``config.json``,
@@ -373,25 +388,27 @@ class Trainer:
     # -- state ---------------------------------------------------------------------------------
 
     def _state(self, in_epoch: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        """The training state; ``in_epoch`` (steps, batches taken from the loader, running
-        loss and seconds) when it is saved within epoch ``self.epoch``, else it is saved at
-        the end of epoch ``self.epoch`` (0-based, already counted)."""
+        """The training state; ``in_epoch`` (steps, batches taken from the loader, this rank's
+        running loss and seconds) when it is saved within epoch ``self.epoch``, else it is
+        saved at the end of epoch ``self.epoch`` (0-based, already counted)."""
         taken = len(self.sampler) if in_epoch is None else in_epoch["taken"] * self.local_batch
         rng = capture_rng()
-        # every rank's generators: a run stopped within an epoch continues each rank's draws
-        ranks = all_gather_objects(rng, self.ctx) if in_epoch is not None else None
+        # every rank's generators and running loss: a run stopped within an epoch continues
+        # each rank's draws and sum
+        ranks = None if in_epoch is None else all_gather_objects(
+            {"rng": rng, "loss_sum": in_epoch["loss_sum"]}, self.ctx)
         return {"format": "gnn_audio.train_state", "epoch": self.epoch,
                 "global_step": self.global_step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.step.scaler.state_dict(),
                 "sampler": self.sampler.state_dict(consumed=taken),
-                "rng": rng, "rng_ranks": ranks, "history": self.history,
+                "rng": rng, "ranks": ranks, "history": self.history,
                 "best": dict(self.best), "avg_sum": self.avg_sum, "avg_count": self.avg_count,
                 "world_size": self.ctx.world_size, "epochs_from": 1,
                 "fingerprints": self.fingerprints,
                 "in_epoch": None if in_epoch is None else {
-                    k: in_epoch[k] for k in ("steps", "taken", "loss_sum", "seconds")}}
+                    k: in_epoch[k] for k in ("steps", "taken", "seconds")}}
 
     def _load(self) -> None:
         path = self.run_dir / STATE_FILE
@@ -422,8 +439,8 @@ class Trainer:
             if self.best.get("epoch") is not None:
                 self.best["epoch"] += 1
         self.avg_sum, self.avg_count = state["avg_sum"], int(state["avg_count"])
-        ranks = state.get("rng_ranks")
-        restore_rng(ranks[self.ctx.rank] if ranks else state["rng"])
+        mine = state["ranks"][self.ctx.rank] if state.get("ranks") else None
+        restore_rng(mine["rng"] if mine else state["rng"])
         if state["world_size"] == self.ctx.world_size:
             # checks that the sampler draws as the saved run did (seed, sizes); its position
             # is where the run stopped within the epoch, or the end of the saved epoch (the
@@ -431,7 +448,7 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
         self._saved_at = _saved_where(self.epoch, in_epoch)
         if in_epoch is not None:
-            self._in_epoch = {**in_epoch, "loss_sum": in_epoch["loss_sum"].to(self.device)}
+            self._in_epoch = {**in_epoch, "loss_sum": mine["loss_sum"].to(self.device)}
             self.log(f"resumed {self.run_dir} within epoch {self.epoch + 1}, after its step "
                      f"{in_epoch['steps']} of {self.steps_per_epoch} (step "
                      f"{self.global_step} of the run)")
@@ -741,14 +758,24 @@ def _saved_where(epoch: int, in_epoch: Optional[Dict[str, Any]]) -> str:
             else f"end of epoch {epoch}")
 
 
-def _elastic_restart(run_dir: Path) -> Optional[tuple]:
-    """``(resume, overwrite)`` for a process ``torchrun`` restarted
-    (``TORCHELASTIC_RESTART_COUNT`` > 0) whose run directory holds this job's run (its
-    ``config.json`` names this ``TORCHELASTIC_RUN_ID``): resume from its state, or start
-    again over its files when none was saved; ``None`` for any other process."""
-    count = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    if not count.isdigit() or int(count) == 0:
-        return None
+def _restart_notes() -> List[str]:
+    """A warning when ``torchrun`` may restart a job of several nodes whose workers share the
+    agent's store: torch 2.11 keeps the dead workers' addresses in that store, and the
+    restarted workers fail to connect to them (tested on two loopback nodes)."""
+    env = os.environ
+    if (env.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and
+            env.get("TORCHELASTIC_MAX_RESTARTS", "0") not in ("", "0") and
+            env.get("GROUP_WORLD_SIZE", "1") not in ("", "1")):
+        return ["warning: torchrun may restart this job of several nodes (--max-restarts), and "
+                "a restart fails to connect its workers unless torchrun runs with "
+                "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 (torch keeps the failed workers' "
+                "addresses in the shared store); see docs/training.md"]
+    return []
+
+
+def _restart_mode(run_dir: Path) -> Optional[tuple]:
+    """``(resume, overwrite)`` for a restarted job whose run directory holds its run (its
+    ``config.json`` names this ``TORCHELASTIC_RUN_ID``); ``None`` when it holds none."""
     try:
         saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -2,9 +2,10 @@
 this process, with ACTION done to it at the start of its optimiser step number STEP (counted
 from 1 in this process): ``kill`` (SIGKILL: nothing is saved), ``term`` (SIGTERM), ``int``
 (one Ctrl-C, SIGINT), ``int2`` (two Ctrl-C), ``enospc`` (every file torch saves from then on
-fails with a full disk), ``none``. ``ACTION@R`` does it only in the process of rank ``R``
-started first by ``torchrun`` (not in the processes of its restarts). The tests of stopped
-and resumed runs start it as a subprocess."""
+fails with a full disk), ``none``. ``ACTION@R`` does it once in a ``torchrun`` job: in the
+first process of rank ``R`` that reaches step STEP (a file ``interrupted_run.done`` in the
+run directory marks it done; the ranks of a restarted job may sit on other nodes). The tests
+of stopped and resumed runs start it as a subprocess."""
 import errno
 import os
 import signal
@@ -14,9 +15,11 @@ import sys
 def main() -> int:
     action, at, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     action, _, rank = action.partition("@")
-    if rank and (os.environ.get("RANK") != rank or
-                 os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"):
-        action = "none"
+    marker = None
+    if rank:
+        marker = os.path.join(args[args.index("--run-dir") + 1], "interrupted_run.done")
+        if os.environ.get("RANK") != rank or os.path.exists(marker):
+            action = "none"
     import torch
 
     from gnn_audio.cli.train import main as train
@@ -32,6 +35,8 @@ def main() -> int:
     def patched(self, x, y):
         calls["n"] += 1
         if calls["n"] == at:
+            if marker is not None and action != "none":
+                open(marker, "w").close()
             if action == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             elif action == "term":

@@ -18,10 +18,12 @@ CHILD = Path(__file__).with_name("interrupted_run.py")
 pytestmark = pytest.mark.slow
 
 
-def _two_nodes(train_args, action="none", at=0, timeout=500):
-    """Both agents of one job (node ranks assigned at the rendezvous); their outputs."""
+def _two_nodes(train_args, action="none", at=0, timeout=500, shared_store=False):
+    """Both agents of one job (node ranks assigned at the rendezvous); their exit codes and
+    stderr. ``shared_store``: torchrun's default, the workers use the agent's store."""
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "0" if shared_store else "1"}
     agents = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
          "--nproc_per_node", "1", "--rdzv_backend", "c10d",
@@ -52,7 +54,8 @@ def test_two_nodes_and_a_rank_killed_within_an_epoch(tiny_fsd50k, tmp_path):
     codes, errs = _two_nodes(_args(tiny_fsd50k, run), action="kill@1", at=5)
     assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
     log = (run / "train.log").read_text()
-    assert "torchrun restart 1: resuming from the last saved state" in log
+    assert "warning: torchrun may restart" not in log
+    assert "torchrun restarted the job: resuming from the last saved state" in log
     assert "within epoch 2, after its step 1 of 3 (step 4 of the run)" in log
     a = torch.load(reference / "last.pt", weights_only=True)
     b = torch.load(run / "last.pt", weights_only=True)
@@ -61,3 +64,15 @@ def test_two_nodes_and_a_rank_killed_within_an_epoch(tiny_fsd50k, tmp_path):
         assert torch.equal(value, b["model"][key]), key
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
     assert json.loads((run / "results.json").read_text())["eval"] == results["eval"]
+
+
+def test_the_shared_store_of_torchrun_is_warned_about(tiny_fsd50k, tmp_path):
+    """With torchrun's default store sharing a restart across nodes cannot connect its
+    workers (torch 2.11): the run says so in its log, before anything can fail."""
+    run = tmp_path / "shared"
+    codes, errs = _two_nodes([*tiny_args(tiny_fsd50k, run, epochs=1), "--max-steps", "1"],
+                             shared_store=True)
+    assert codes == [0, 0], errs[0][-3000:] + errs[1][-3000:]
+    assert ("warning: torchrun may restart this job of several nodes (--max-restarts), and a "
+            "restart fails to connect its workers unless torchrun runs with "
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1") in (run / "train.log").read_text()
