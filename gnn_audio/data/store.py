@@ -287,20 +287,10 @@ def _map(fd: int, count: int, dtype: np.dtype) -> np.ndarray:
     return np.frombuffer(mapped, dtype=dtype, count=count)
 
 
-class _Entry(NamedTuple):
-    """A stored clip: where its samples are (in samples), its scale, its source file's size
-    and mtime when it was decoded, the CRC-32 of its stored bytes."""
-
-    clip: Clip
-    offset: int
-    length: int
-    scale: float
-    size: int
-    mtime: int
-    crc: int
-
-
 class _Row(NamedTuple):
+    """A stored clip: its source file, where its samples are (in samples), its scale, its
+    source file's size and mtime when it was decoded, the CRC-32 of its stored bytes."""
+
     path: str
     offset: int
     length: int
@@ -308,6 +298,13 @@ class _Row(NamedTuple):
     size: int
     mtime: int
     crc: int
+
+
+class _Entry(NamedTuple):
+    """A clip of the store being written and where it went."""
+
+    clip: Clip
+    row: _Row
 
 
 class _Source:
@@ -836,7 +833,8 @@ class WaveformStore:
                         report.decoded += 1
                 if samples is not None:
                     data.write(samples)
-                    entries.append(_Entry(clip, offset, len(samples), scale, size, mtime, crc))
+                    entries.append(_Entry(clip, _Row(clip.path, offset, len(samples), scale, size,
+                                                   mtime, crc)))
                     pending.append(json.dumps([clip.clip_id, clip.path, offset, len(samples),
                                                scale, size, mtime, crc]) + "\n")
                     offset += len(samples)
@@ -869,7 +867,7 @@ class WaveformStore:
                      bad_files: Dict[str, Tuple[int, int, int, int]], skipped: List[Skipped],
                      sample_rate: int, dtype: str, data_name: str) -> None:
         ls = clips.label_set
-        total = sum(e.length for e in entries)
+        total = sum(e.row.length for e in entries)
         meta = {"format": FORMAT_VERSION, "name": clips.name, "sample_rate": sample_rate,
                 "dtype": dtype, "label_set": ls.name, "mids": list(ls.mids),
                 "names": list(ls.names), "data": data_name, "clips": len(entries),
@@ -882,12 +880,12 @@ class WaveformStore:
             meta=np.array(json.dumps(meta)),
             clip_ids=np.array([e.clip.clip_id for e in entries], dtype=str),
             paths=np.array([e.clip.path for e in entries], dtype=str),
-            offsets=np.array([e.offset for e in entries], dtype=np.int64),
-            lengths=np.array([e.length for e in entries], dtype=np.int64),
-            scales=np.array([e.scale for e in entries], dtype=np.float64),
-            sizes=np.array([e.size for e in entries], dtype=np.int64),
-            mtimes=np.array([e.mtime for e in entries], dtype=np.int64),
-            crcs=np.array([e.crc for e in entries], dtype=np.int64),
+            offsets=np.array([e.row.offset for e in entries], dtype=np.int64),
+            lengths=np.array([e.row.length for e in entries], dtype=np.int64),
+            scales=np.array([e.row.scale for e in entries], dtype=np.float64),
+            sizes=np.array([e.row.size for e in entries], dtype=np.int64),
+            mtimes=np.array([e.row.mtime for e in entries], dtype=np.int64),
+            crcs=np.array([e.row.crc for e in entries], dtype=np.int64),
             label_flat=np.array([c for x in labels for c in x], dtype=np.int64),
             label_ptr=ptr,
             skip_paths=np.array(list(bad_files), dtype=str),
