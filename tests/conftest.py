@@ -53,6 +53,30 @@ def _fixed_seeds():
     yield
 
 
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """``mount(size)``: a folder on a tmpfs of ``size`` bytes, a disk that really fills up
+    (unmounted at the end); the test is skipped where this process may not mount one (not
+    root, no mount permission in the container)."""
+    import subprocess
+
+    mounted = []
+
+    def mount(size: int):
+        folder = tmp_path / f"tmpfs{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def audio_files(tmp_path_factory) -> List[AudioFile]:
     """Tones, noise bursts, chirps and mixtures as 16-bit wav at 8, 16, 22.05, 44.1 and

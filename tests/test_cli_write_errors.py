@@ -155,6 +155,17 @@ def test_prepare_full_disk_while_a_store_is_written(tmp_path, monkeypatch, capsy
     assert not (out / "train_16000" / "index.npz").exists()
 
 
+def test_prepare_on_a_disk_that_really_fills_up(tmp_path, small_tmpfs, capsys):
+    """The same on a real 8 KiB disk (a tmpfs): the two 0.3-s clips need 19 KB."""
+    data = _fsd50k(tmp_path / "FSD50K")
+    out = small_tmpfs(8 * 1024) / "stores"
+    assert main(["prepare", "--data-dir", str(data), "--store-dir", str(out), "--splits",
+                 "train", "--quiet"]) == 1
+    err = _one_line(capsys, out / "train_16000", ENOSPC)
+    assert err.startswith("gnn-audio prepare: ")
+    assert not (out / "train_16000" / "index.npz").exists()
+
+
 def test_prepare_full_disk_while_the_stats_are_written(tmp_path, monkeypatch, capsys):
     data = _fsd50k(tmp_path / "FSD50K")
     out = tmp_path / "stores"

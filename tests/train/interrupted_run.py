@@ -2,7 +2,7 @@
 this process, with ACTION done to it at the start of its optimiser step number STEP (counted
 from 1 in this process): ``kill`` (SIGKILL: nothing is saved), ``term`` (SIGTERM), ``int``
 (one Ctrl-C, SIGINT), ``int2`` (two Ctrl-C), ``enospc`` (every file torch saves from then on
-fails with a full disk), ``none``. ``ACTION@R`` does it once in a ``torchrun`` job: in the
+fails with a full disk), ``fill`` (a file fills the disk of the run directory), ``none``. ``ACTION@R`` does it once in a ``torchrun`` job: in the
 first process of rank ``R`` that reaches step STEP (a file ``interrupted_run.done`` in the
 run directory marks it done; the ranks of a restarted job may sit on other nodes). The tests
 of stopped and resumed runs start it as a subprocess."""
@@ -48,6 +48,15 @@ def main() -> int:
                 os.kill(os.getpid(), signal.SIGINT)
             elif action == "enospc":
                 torch.save = full_disk
+            elif action == "fill":  # another program fills the run directory's disk
+                with open(os.path.join(args[args.index("--run-dir") + 1], "..", "filler"),
+                          "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"\0" * 65536)
+                            f.flush()
+                    except OSError:
+                        pass
         return step(self, x, y)
 
     TrainStep.__call__ = patched

@@ -117,3 +117,18 @@ def test_a_full_disk_while_saving_names_the_file_and_keeps_the_last_state(tiny_f
         f"gnn-audio train: {run / 'best.pt'}: cannot write it (No space left on device)")
     assert _state(run)["global_step"] == 2  # the earlier state, whole
     assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
+
+
+def test_a_disk_that_really_fills_up_while_saving(tiny_fsd50k, tmp_path, small_tmpfs):
+    """The run directory on a real 100 MiB disk (a tmpfs), room for the run's checkpoints
+    when it starts; at step 3 another file takes all the space left: the state of step 4
+    cannot be written."""
+    run = small_tmpfs(100 * 2 ** 20) / "run"
+    proc = _run(*_args(tiny_fsd50k, run), "--save-every-steps", "2", action="fill", at=3)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("gnn-audio train: ") and "No space left on device" in last, last
+    assert str(run / "best.pt") in last or str(run / "last.pt") in last, last
+    assert _state(run)["global_step"] == 2  # the earlier state, whole and verified
+    assert [p.name for p in run.iterdir() if p.name.endswith(".tmp")] == []
