@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import torch
 
 from gnn_audio.data.audio import load_audio

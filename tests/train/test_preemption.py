@@ -77,19 +77,23 @@ def test_kill_within_an_epoch_resumes_from_the_step_state_bit_exact(uninterrupte
     _assert_same_run(uninterrupted, run)
 
 
-@pytest.mark.parametrize("action, name", [("term", "SIGTERM"), ("int", "SIGINT")])
+@pytest.mark.parametrize("action, name, at", [("term", "SIGTERM", 2), ("int", "SIGINT", 2),
+                                             ("term", "SIGTERM", 3)])
 def test_a_signal_saves_at_the_next_step_and_stops(uninterrupted, tiny_fsd50k, tmp_path,
-                                                   action, name):
-    run = tmp_path / action
-    proc = _run(*_args(tiny_fsd50k, run), action=action, at=2)  # no --save-every-steps
+                                                   action, name, at):
+    """At step 2, and at step 3, the last of epoch 1: the run stops before that epoch's
+    validation, and the resumed run validates it."""
+    run = tmp_path / f"{action}{at}"
+    proc = _run(*_args(tiny_fsd50k, run), action=action, at=at)  # no --save-every-steps
     assert proc.returncode == EXIT_STOPPED, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last == (f"gnn-audio train: {name}: stopped at epoch 1 step 2 (step 2 of the run), "
-                    f"state saved to {run / 'last.pt'}; continue with --resume {run}"), last
+    assert last == (f"gnn-audio train: {name}: stopped at epoch 1 step {at} (step {at} of the "
+                    f"run), state saved to {run / 'last.pt'}; continue with --resume {run}"), last
     assert f"{name}: stopping at the next step boundary" in proc.stderr
     state = _state(run)
-    assert state["global_step"] == 2 and state["in_epoch"]["steps"] == 2
+    assert state["global_step"] == at and state["in_epoch"]["steps"] == at
+    assert state["history"] == [] and "epoch 1/2:" not in proc.stderr  # not validated yet
     resumed = _run("--resume", run, "--device", "cpu", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same_run(uninterrupted, run)
