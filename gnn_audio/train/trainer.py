@@ -560,9 +560,11 @@ class Trainer:
         taken = 0  # batches taken from this loader iterator
         start = time.perf_counter()
         first: Optional[float] = None  # seconds of the first step
+        waited, ready = 0.0, start  # seconds spent waiting for the loader's batches
         bar = self.log.bar(self.steps_per_epoch, f"epoch {self.epoch + 1}/{r.optim.epochs}")
         bar.update(steps)
         for x, y in self.loader:
+            waited += time.perf_counter() - ready
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             if r.optim.channels_last and x.dim() == 4:
@@ -607,6 +609,7 @@ class Trainer:
                 self._interrupted(f"epoch {self.epoch + 1} step {steps}")
             if r.optim.max_steps is not None and self.global_step >= r.optim.max_steps:
                 break
+            ready = time.perf_counter()
         bar.close()
         elapsed = time.perf_counter() - start
         if not self._paced and taken:  # an epoch (or max_steps) shorter than PACE_STEPS
@@ -614,7 +617,8 @@ class Trainer:
         mean = float(self._reduce_mean(total / max(steps, 1)))
         elapsed += before
         return {"train_loss": mean, "steps": steps, "seconds": elapsed,
-                "clips_per_s": steps * r.optim.batch_size / max(elapsed, 1e-9)}
+                "clips_per_s": steps * r.optim.batch_size / max(elapsed, 1e-9),
+                "loader_wait_s": waited}
 
     def _last_saved(self) -> str:
         """Where the last good training state is, in words."""
