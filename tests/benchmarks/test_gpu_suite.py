@@ -29,3 +29,18 @@ def test_the_gpu_suite_dry_runs_on_the_cpu(tmp_path):
     assert steps["tag"]["clips"]["files"] == 8 and steps["tag"]["long_file"]["files"] == 1
     assert steps["profile"]["top"] and (out / "profile.txt").is_file()
     assert (out / "suite.md").read_text().startswith("| step | status |")
+
+
+def test_the_memory_estimate_counts_what_the_backward_keeps():
+    """A linear model's forward saves its input (for the weight gradient): 4 bytes x features
+    per clip; the estimate finds that, and the 4 copies of the weights."""
+    import torch
+
+    from ..script_loader import load_benchmark
+
+    memory = load_benchmark("memory_estimate")
+    model = torch.nn.Linear(256, 8)
+    x = torch.randn(3, 256)
+    assert memory.saved_bytes(model, x, "fp32") == 3 * 256 * 4
+    e = memory.estimate("atgnn_pyr_t", batch=4, frames=64, mel=32, precision="fp32")
+    assert e["activations_gib"] > 0 and e["total_gib"] > e["weights_grads_adam_gib"] > 0
