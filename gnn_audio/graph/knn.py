@@ -38,6 +38,7 @@ taking every d-th.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional, Tuple, Union
 
 import torch
@@ -79,12 +80,20 @@ def _chunk_steps(batch: int, num_y: int, num_x: int, device: torch.device) -> Tu
     return min(step_b, batch), min(step_q, num_y)
 
 
+def _no_autocast(device: torch.device):
+    """Autocast off for the distance computation (the meta device has no autocast: torch
+    rejects ``torch.autocast("meta")``, and nothing is cast there anyway)."""
+    if device.type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
 def _batched_candidates(xs: Tensor, ys: Tensor, kk: int, bias: Optional[Tensor]) -> Tensor:
     """``[B, N, kk]`` local indices of the ``kk`` nearest rows of ``xs [B, M, C]`` for every
     row of ``ys [B, N, C]``, ordered by distance (plus ``bias [N, M]``), in float32 (or
     float64 for float64 input)."""
     dtype = torch.promote_types(xs.dtype, torch.float32)
-    with torch.autocast(device_type=xs.device.type, enabled=False):
+    with _no_autocast(xs.device):
         xs, ys = xs.to(dtype), ys.to(dtype)
         # score_ij = |x_j|^2 - 2 y_i.x_j (+ bias_ij): |y_i|^2 is constant per target and left
         # out; |x_j|^2 rides along as an extra GEMM column so that the bias (or nothing) is
@@ -142,7 +151,7 @@ def _cluster_candidates(x: Tensor, y: Tensor, kd: int, batch_x: Optional[Tensor]
                         batch_y: Optional[Tensor]) -> Tensor:
     import torch_cluster
 
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with _no_autocast(x.device):
         dtype = torch.promote_types(x.dtype, torch.float32)
         x, y = x.to(dtype), y.to(dtype)
         row, col = torch_cluster.knn(x, y, kd, batch_x, batch_y,

@@ -3,7 +3,7 @@ computes over the label co-occurrence graph (paper eq. 1-3)."""
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,6 +18,21 @@ from gnn_audio.models.inputs import check_logmel_input
 from gnn_audio.models.label_layout import LabelLayout
 
 __all__ = ["ATGCN", "LabelGCN"]
+
+
+def _version(t: Tensor) -> Optional[int]:
+    """``t._version`` (``None`` for an inference-mode tensor, which has no version counter)."""
+    return None if t.is_inference() else t._version
+
+
+def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    """The autocast dtype active for ``device_type`` (``None``: off, or no autocast there)."""
+    try:
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+    except RuntimeError:  # a device type without autocast (meta)
+        pass
+    return None
 
 
 class LabelGCN(torch.nn.Module):
@@ -74,6 +89,18 @@ class ATGCN(torch.nn.Module):
             already normalises).
 
     The adjacency and the label embeddings are buffers, so checkpoints carry them.
+
+    No host synchronisation in the forward: the label graph's edge list (``edge_index`` /
+    ``edge_weight`` of :math:`A'`, a ``nonzero`` that reads the adjacency back on the host) is
+    built once, when the adjacency is set (construction, :meth:`load_state_dict`, or an
+    in-place change or reassignment of ``adjacency``, noticed through its version counter),
+    and kept in non-persistent buffers (not in the ``state_dict``) that follow ``.to()``. In
+    eval mode with autograd off (``torch.no_grad`` / ``torch.inference_mode``) the label
+    representations :math:`H^{(L)}` are constant and computed once: the cache is keyed on the
+    identity, version counter, device and dtype of the GCN's parameters and of the buffers it
+    reads, and on the autocast state; it is dropped by ``.train()``, ``.to()`` and
+    :meth:`load_state_dict`. (Writes through ``param.data`` bypass version counters: call
+    :meth:`clear_label_cache` after those.)
     """
 
     def __init__(self, num_classes: int = 527, *, gcn_layers: int = 2, tau: float = 0.3,
@@ -98,6 +125,9 @@ class ATGCN(torch.nn.Module):
         self.register_buffer("label_embeddings", emb)
         self.register_buffer("adjacency", adjacency.float().clone())
         self.gcn = LabelGCN(emb.size(1), 512, gcn_layers, normalize=gcn_normalize)
+        self._label_cache: Optional[Tuple[tuple, Tensor]] = None
+        self._build_edges()
+        self.register_load_state_dict_post_hook(ATGCN._after_load)
 
     @staticmethod
     def _resolve_embeddings(spec, num_classes: int, dim: int) -> Tensor:
@@ -117,16 +147,77 @@ class ATGCN(torch.nn.Module):
                              f"(got {tuple(emb.shape)})")
         return emb.clone()
 
+    # -- the label graph: built when the adjacency is set, not per forward -------------------
+
+    def _build_edges(self) -> None:
+        """``edge_index`` / ``edge_weight`` of the current adjacency (one ``nonzero``: a host
+        sync on an accelerator, so only when the adjacency changes)."""
+        graph = adjacency_to_graph(self.adjacency)
+        self.register_buffer("edge_index", graph.edge_index, persistent=False)
+        self.register_buffer("edge_weight", graph.edge_weight, persistent=False)
+        self._edges_of = (self.adjacency, _version(self.adjacency))
+        self._label_cache = None
+
+    def _edges_stale(self) -> bool:
+        adjacency, version = self._edges_of  # the tensor the edges were built from
+        return adjacency is not self.adjacency or _version(self.adjacency) != version
+
+    @staticmethod
+    def _after_load(module: "ATGCN", incompatible_keys) -> None:
+        module._build_edges()  # the loaded adjacency (copied in place, or assigned)
+
+    def _apply(self, fn, recurse: bool = True):
+        # .to() / .cuda() / .half() convert the edge buffers with the adjacency: the edge list
+        # stays valid for the converted adjacency (rebuilt first if it was stale already)
+        if self._edges_stale():
+            self._build_edges()
+        out = super()._apply(fn, recurse)
+        self._edges_of = (self.adjacency, _version(self.adjacency))
+        self._label_cache = None
+        return out
+
+    def train(self, mode: bool = True) -> "ATGCN":
+        self._label_cache = None
+        return super().train(mode)
+
+    def clear_label_cache(self) -> None:
+        """Forget the cached eval-mode label representations (see the class docstring)."""
+        self._label_cache = None
+
     def label_graph(self) -> Data:
         """The label graph as a PyG :class:`Data`: ``x`` = label embeddings, ``edge_index`` /
-        ``edge_weight`` from :math:`A'`."""
-        data = adjacency_to_graph(self.adjacency)
-        data.x = self.label_embeddings
-        return data
+        ``edge_weight`` from :math:`A'` (the buffers built when the adjacency was set)."""
+        if not torch.compiler.is_compiling() and self._edges_stale():
+            self._build_edges()
+        return Data(x=self.label_embeddings, edge_index=self.edge_index,
+                    edge_weight=self.edge_weight, num_nodes=self.num_classes)
+
+    def _cache_key(self) -> Optional[tuple]:
+        tensors = [self.label_embeddings, self.adjacency, self.edge_index, self.edge_weight,
+                   *self.gcn.parameters(), *self.gcn.buffers()]
+        if any(t.is_inference() for t in tensors):
+            return None  # no version counter to notice changes: not cached
+        return (_autocast_dtype(self.label_embeddings.device.type),) + tuple(
+            (t, t._version, t.device, t.dtype) for t in tensors)
+
+    @staticmethod
+    def _same_key(a: tuple, b: tuple) -> bool:
+        if len(a) != len(b) or a[0] != b[0]:
+            return False
+        return all(x[0] is y[0] and x[1:] == y[1:] for x, y in zip(a[1:], b[1:]))
 
     def label_representations(self) -> Tensor:
-        """:math:`H^{(L)}`: ``[S, 512]``."""
-        return self.gcn(self.label_graph())
+        """:math:`H^{(L)}`: ``[S, 512]`` (computed once in eval mode without autograd)."""
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self.gcn(self.label_graph())
+        graph = self.label_graph()
+        key = self._cache_key()
+        cached = self._label_cache
+        if key is not None and cached is not None and self._same_key(cached[0], key):
+            return cached[1]
+        h = self.gcn(graph)
+        self._label_cache = None if key is None else (key, h)
+        return h
 
     def forward(self, x: Tensor) -> Tensor:
         x = check_logmel_input(x, self.cnn.bn0.num_features, self)

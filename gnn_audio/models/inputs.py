@@ -6,10 +6,17 @@ array, NaN / inf values) fails at once with one line saying what was expected, i
 deep inside torch or, worse, as logits computed from the wrong thing.
 
 The shape checks read only shapes (free, also under :func:`torch.compile`). The NaN / inf
-check is one reduction over the batch and a host synchronisation (``bool`` of a device
-tensor); set ``model.check_finite = False`` to skip it (e.g. in a tuned training loop whose
-features are known to be clean). It is skipped while :func:`torch.compile` traces the model,
-which cannot hold a host synchronisation in one graph.
+check is one reduction over the batch read back on the host (``bool`` of a tensor), so it runs
+only where that read costs no device synchronisation: on **CPU** tensors (eager), where it
+raises the one-line ``ValueError`` below. On any other device (CUDA, ``meta``, fake tensors)
+it is skipped, so that a model's forward holds no host synchronisation in the GPU hot path
+(every training step); there the data is checked where it is made instead:
+:class:`~gnn_audio.data.dataset.TaggingDataset` items raise on non-finite features (naming
+the clip), :mod:`gnn_audio.inference` rejects NaN / inf waveforms, and
+:class:`~gnn_audio.train.step.TrainStep` stops on a non-finite loss. Set
+``model.check_finite = False`` to skip the CPU check too (e.g. in a tuned training loop whose
+features are known to be clean). It is also skipped while :func:`torch.compile` traces the
+model, which cannot hold a host synchronisation in one graph.
 """
 from __future__ import annotations
 
@@ -61,8 +68,8 @@ def _check_not_empty(x: Tensor, expected: str) -> None:
 def _check_finite(x: Tensor, model: ModelLike, allow_nonfinite: Optional[bool]) -> None:
     if allow_nonfinite is None:
         allow_nonfinite = not getattr(model, "check_finite", True)
-    if allow_nonfinite or torch.compiler.is_compiling():
-        return
+    if allow_nonfinite or torch.compiler.is_compiling() or x.device.type != "cpu":
+        return  # off the device hot path: no host sync on an accelerator (module docstring)
     if not bool(torch.isfinite(x).all()):  # one reduction + host sync
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{_name(model)}: the input holds {bad} NaN / inf values (of "
@@ -77,11 +84,13 @@ def check_logmel_input(x: Tensor, mel_bins: int, model: ModelLike, *,
     Accepts ``[B, frames, mel_bins]`` (what :func:`gnn_audio.data.fbank` returns, batched)
     and ``[B, 1, mel_bins, frames]``. ``model`` (a module or a name) names the model in the
     message; ``allow_nonfinite`` defaults to ``not model.check_finite`` (checked if unset).
+    The NaN / inf check runs on CPU inputs only (no host sync on an accelerator: see the
+    module docstring).
 
     Raises:
         TypeError: ``x`` is not a real floating-point tensor (e.g. a numpy array).
         ValueError: another layout (transposed, a raw waveform, other mel bins), an empty
-            batch, no frames, or NaN / inf values.
+            batch, no frames, or NaN / inf values (CPU input).
     """
     if isinstance(x, Tensor) and x.is_floating_point():
         if x.dim() == 3 and x.size(2) == mel_bins and x.size(0) > 0 and x.size(1) > 0:

@@ -118,3 +118,71 @@ def test_at_gcn_learns_a_cooccurrence_task_quickly(tmp_path):
           f"in {elapsed:.1f} s")
     assert elapsed < 60
     assert m_ap > baseline + 0.3
+
+
+def _small_at_gcn(seed=0, s=6):
+    torch.manual_seed(seed)
+    targets = torch.rand(200, s) < 0.3
+    return ATGCN(s, label_embeddings=torch.randn(s, 8), train_targets=targets, mel_bins=16)
+
+
+def test_label_graph_is_built_once_and_not_in_the_state_dict():
+    model = _small_at_gcn()
+    # checkpoints keep their keys: the edge list is derived, in non-persistent buffers
+    assert sorted(k for k in model.state_dict() if not k.startswith("cnn.")) == [
+        "adjacency", "gcn.convs.0.lin.weight", "gcn.convs.1.lin.weight", "label_embeddings"]
+    dst, src = model.adjacency.nonzero(as_tuple=True)
+    assert torch.equal(model.edge_index, torch.stack([src, dst]))
+    assert torch.equal(model.edge_weight, model.adjacency[dst, src])
+    graph = model.label_graph()
+    assert graph.edge_index is model.edge_index and graph.edge_weight is model.edge_weight
+    # an in-place change of the adjacency, a reassignment, a loaded one: the edges follow
+    model.adjacency.fill_(0.5)
+    assert model.label_graph().edge_index.size(1) == 36
+    model.adjacency = torch.eye(6)
+    assert model.label_graph().edge_index.size(1) == 6
+    other = _small_at_gcn(seed=1)
+    model.load_state_dict(other.state_dict())  # strict: an old checkpoint's keys
+    assert torch.equal(model.edge_index, other.edge_index)
+    torch.testing.assert_close(model.label_representations(), other.label_representations())
+    model.double()
+    assert model.edge_weight.dtype == torch.float64 and model.edge_index.dtype == torch.long
+
+
+def _uncached(model):
+    return model.gcn(model.label_graph())
+
+
+def test_eval_label_representations_are_cached_and_invalidated():
+    model = _small_at_gcn().eval()
+    x = torch.randn(2, 32, 16)
+    with torch.no_grad():
+        h = model.label_representations()
+        assert model.label_representations() is h          # cached
+        torch.testing.assert_close(h, _uncached(model), rtol=0, atol=0)
+        y = model(x)
+        assert torch.equal(model(x), y)
+        model.gcn.convs[0].lin.weight.mul_(2)               # in place (an optimiser step)
+        h2 = model.label_representations()
+        assert h2 is not h and torch.equal(h2, _uncached(model))
+        model.label_embeddings.add_(1)                      # a buffer it reads
+        assert torch.equal(model.label_representations(), _uncached(model))
+        model.adjacency.mul_(0.5)
+        assert torch.equal(model.label_representations(), _uncached(model))
+        # other parameters through functional_call: not the cached ones
+        params = {n: p * 3 for n, p in model.named_parameters() if n.startswith("gcn.")}
+        out = torch.func.functional_call(model, params, (x,))
+        with torch.nn.utils.stateless._reparametrize_module(model, params):
+            expected = model.cnn.embed(x) @ _uncached(model).t()
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(model(x), model.cnn.embed(x) @ _uncached(model).t())
+    model.load_state_dict(_small_at_gcn(seed=2).state_dict())
+    with torch.no_grad():
+        assert torch.equal(model.label_representations(), _uncached(model))
+    # with autograd on (training, or eval gradients) nothing is cached: gradients reach the GCN
+    h = model.label_representations()
+    assert h.requires_grad and h is not model.label_representations()
+    model(x).sum().backward()
+    assert all(p.grad is not None for p in model.gcn.parameters())
+    model.train()
+    assert model._label_cache is None

@@ -129,3 +129,17 @@ def test_checks_compile_without_graph_breaks():
     # (fullgraph=True cannot fall back: torch reports our message inside its own error)
     with pytest.raises(Exception, match="expects log-mel"):
         compiled(torch.randn(2, 16, 5))
+
+
+def test_finite_check_holds_no_host_sync_off_the_cpu():
+    """On a device other than the CPU the NaN / inf check (a host sync) is skipped: the data
+    is checked where it is made (dataset, inference). ``meta`` stands for the GPU here."""
+    x = torch.randn(2, 7, 16, device="meta")
+    assert check_logmel_input(x, 16, "m") is x
+    e = torch.randn(2, 10, 128, device="meta")
+    assert check_embedding_input(e, 10, 128, "fc1") is e
+    model = create_model("cnn10", num_classes=3).eval().to("meta")
+    with torch.no_grad():
+        assert model(torch.randn(2, 40, 64, device="meta")).device.type == "meta"
+    with pytest.raises(ValueError, match="transposed"):     # the shape checks still run
+        check_logmel_input(torch.randn(2, 16, 7, device="meta"), 16, "m")
