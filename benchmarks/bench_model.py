@@ -15,11 +15,11 @@ FLOP utilisation. A train step is forward + BCE-with-logits loss + backward + Ad
   optimizer state and activations). CPU: the process's RSS high-water mark during one extra
   call over its RSS before it (``/proc/self/clear_refs`` resets the mark, ``malloc_trim``
   returns freed heap pages first); "n/a" where /proc is not available.
-* MFU: model FLOPs per clip (2 x the multiply-accumulates that
-  :func:`gnn_audio.zoo.summary.count_macs` counts at batch 1, times 3 for a train step) x
-  clips/s / peak FLOP/s; the peak defaults to the device's dense figures in
-  ``benchmarks/measure.py``'s table (H100 / H200 SXM: bf16 989, fp32 67 TFLOP/s; fp32
-  convolutions may use TF32, cuDNN's default) or ``--peak-tflops-*``.
+* MFU: model FLOPs per clip (:func:`gnn_audio.zoo.summary.count_flops` of the project model:
+  a forward pass for inference, forward + backward measured for a train step) x clips/s /
+  peak FLOP/s (the same model FLOPs for both implementations); the peak defaults to the
+  device's dense figures in ``benchmarks/measure.py``'s table (H100 / H200 SXM: bf16 989,
+  fp32 67 TFLOP/s; fp32 convolutions may use TF32, cuDNN's default) or ``--peak-tflops-*``.
 
 The measuring helpers (timing, peak memory, FLOPs, peak table) are ``benchmarks/measure.py``'s,
 shared with ``benchmarks/train_throughput.py``.
@@ -198,7 +198,9 @@ def prepare(runner: Runner, mode: str, task: str, precision: str, x: torch.Tenso
 
 
 def run_setting(runners: Dict[str, Runner], task: str, precision: str, mode: str,
-                s: BenchSettings, flops_per_clip: Optional[int]) -> Result:
+                s: BenchSettings, flops_per_clip: Optional[Dict[str, int]]) -> Result:
+    """``flops_per_clip``: model FLOPs per clip, ``{"infer": forward, "train": training
+    step}`` (:func:`measure.model_flops_per_clip`), ``None``: no MFU."""
     device = torch.device(s.device)
     batch = int(task.split("_b")[1])
     gen = torch.Generator().manual_seed(s.seed)
@@ -215,7 +217,7 @@ def run_setting(runners: Dict[str, Runner], task: str, precision: str, mode: str
     mfu: Dict[str, Optional[float]] = {n: None for n in runners}
     peak_tflops = s.peak_tflops_bf16 if precision == "bf16" else s.peak_tflops_fp32
     if device.type == "cuda" and flops_per_clip and peak_tflops:
-        per_clip = flops_per_clip * (3 if task.startswith("train") else 1)
+        per_clip = flops_per_clip["train" if task.startswith("train") else "infer"]
         mfu = {n: (per_clip * c / (peak_tflops * 1e12) if c else None)
                for n, c in clips.items()}
     return Result(task, precision, mode, ms, peak, clips, mfu, notes)
@@ -339,9 +341,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     flops = None
     if device.type == "cuda":
         example = torch.randn(1, s.frames, s.mel, device=device)
-        flops = model_flops_per_clip(runners["project"].model, example)
-        print(f"# model FLOPs per clip (forward, 2 x MACs): {flops / 1e9:.2f} G; peak "
-              f"TFLOP/s assumed: bf16 {s.peak_tflops_bf16}, fp32 {s.peak_tflops_fp32}")
+        model = runners["project"].model
+        flops = {"infer": model_flops_per_clip(model, example),
+                 "train": model_flops_per_clip(model, example, train_step=True)}
+        print(f"# model FLOPs per clip (count_flops): forward {flops['infer'] / 1e9:.2f} G, "
+              f"train step {flops['train'] / 1e9:.2f} G; peak TFLOP/s assumed: "
+              f"bf16 {s.peak_tflops_bf16}, fp32 {s.peak_tflops_fp32}")
     results: List[Result] = []
     for task in s.tasks:
         for precision in s.precisions:

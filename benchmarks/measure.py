@@ -7,8 +7,9 @@ formatting and atomic JSON output.
   call (optionally over what was allocated before it). CPU: the process's RSS high-water mark
   during one call over its RSS before it (``/proc/self/clear_refs`` resets the mark,
   ``malloc_trim`` returns freed heap pages first); ``None`` where /proc is not available.
-* model FLOPs (:func:`model_flops_per_clip`): 2 x the multiply-accumulates that
-  :func:`gnn_audio.zoo.summary.count_macs` counts for one clip's forward pass.
+* model FLOPs (:func:`model_flops_per_clip`): :func:`gnn_audio.zoo.summary.count_flops` per
+  clip, of a forward pass (2 x the multiply-accumulates that ``count_macs`` counts) or of a
+  training step (forward + backward, measured).
 * peak FLOP/s (:data:`PEAK_TFLOPS`, :func:`peak_tflops`): dense bf16 tensor-core and fp32
   (non-tensor) figures of the data sheets, by device-name fragment.
 """
@@ -107,12 +108,15 @@ def peak_memory_mb(fn: Callable[[], None], device: torch.device,
         return None
 
 
-def model_flops_per_clip(model: torch.nn.Module, example: torch.Tensor) -> int:
-    """2 x multiply-accumulates of the forward pass of ``example`` (one clip, batch 1), as
-    :func:`gnn_audio.zoo.summary.count_macs` counts them."""
-    from gnn_audio.zoo.summary import count_macs
+def model_flops_per_clip(model: torch.nn.Module, example: torch.Tensor,
+                         train_step: bool = False) -> int:
+    """FLOPs per clip of ``example``'s forward pass (``train_step``: of a training step,
+    forward + backward), as :func:`gnn_audio.zoo.summary.count_flops` counts them (matrix
+    products and convolutions; the forward figure is 2 x ``count_macs``)."""
+    from gnn_audio.zoo.summary import count_flops
 
-    return 2 * int(count_macs(model, example))
+    flops = count_flops(model, example, train_step=train_step)
+    return int(flops["train_step"] if train_step else flops["forward"])
 
 
 def time_interleaved(fns: Mapping[str, Optional[Callable[[], None]]], repeat: int,

@@ -20,7 +20,7 @@ from gnn_audio.data.synthetic.signals import chirp, tone, write_wav
 from gnn_audio.inference import Tagger
 from gnn_audio.weights_io import save_weights_file
 from gnn_audio.zoo import create_model, list_models, save_checkpoint
-from gnn_audio.zoo.summary import count_macs, count_parameters
+from gnn_audio.zoo.summary import count_macs, count_parameters, zoo_rows
 
 NAMES = ["Tone", "Chirp", "Noise bursts", "Silence"]
 FB = FbankConfig(num_mel_bins=32, target_length=64, norm_mean=-3.1, norm_std=3.7)
@@ -250,18 +250,39 @@ def test_models_counts_params_and_macs_from_the_models(tmp_path, monkeypatch, ca
     assert main(["models", "nothing_like_this*"]) == 1
 
 
-def test_summary_is_a_layer_table(capsys):
+def test_summary_is_a_layer_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert main(["summary", "atgnn_pyr_t_nomlg"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("atgnn_pyr_t_nomlg: input [1, 1024, 128]")
     assert lines[1].split() == ["module", "type", "params", "output"]
-    rows = {line.split()[0]: line.split() for line in lines[2:-1]}
+    rows = {line.split()[0]: line.split() for line in lines[2:-2]}
     assert rows["stem"][1:4] == ["Stem", "31,680", "[1,"] and "backbone.14" in rows
     assert " ".join(rows["prediction.4"][3:]) == "[1, 200, 1, 1]"
-    assert lines[-1].startswith("total: 10,136,632 parameters (10.137 M), 5.048 G MACs")
+    assert lines[-2].startswith("total: 10,136,632 parameters (10.137 M), 5.048 G MACs")
+    assert lines[-1].startswith("FLOPs: 10.10 GFLOP/clip forward")  # 2 x 5.048 G MACs
     with pytest.raises(SystemExit):
         main(["summary"])
     assert main(["summary", "no_such_model"]) == 2
+
+
+def test_summary_shows_the_flops_per_clip(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert main(["summary", "atgnn_pyr_t"]) == 0
+    first = capsys.readouterr().out.splitlines()[-1]
+    words = first.split()
+    assert words[:4] == ["FLOPs:", words[1], "GFLOP/clip", "forward"]
+    assert "convolutions)," in words and "training step" in first
+    forward, train = float(words[1]), float(words[words.index("GFLOP/clip", 4) - 1])
+    row = zoo_rows(["atgnn_pyr_t"])[0]  # the summary filled the count cache
+    assert forward == round(row["flops"] / 1e9, 2) == round(2 * row["macs"] / 1e9, 2)
+    assert train == round(row["train_flops"] / 1e9, 2) and 2 * forward < train
+    # a second summary reads the FLOPs from the cache: no training step is counted
+    import gnn_audio.zoo.summary as summary
+
+    monkeypatch.setattr(summary, "count_flops", lambda *a, **k: pytest.fail("recomputed"))
+    assert main(["summary", "atgnn_pyr_t"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == first
 
 
 def test_demo_output_is_line_buffered(tmp_path):

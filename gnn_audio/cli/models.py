@@ -1,6 +1,6 @@
 """``gnn-audio models [PATTERN]``: the zoo entries with their parameters and multiply-
-accumulates counted from the models (:func:`gnn_audio.zoo.summary.zoo_rows`), their input and
-the papers' mAP."""
+accumulates and FLOPs per clip (forward, training step) counted from the models
+(:func:`gnn_audio.zoo.summary.zoo_rows`), their input and the papers' mAP."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ from gnn_audio.cli.common import say
 __all__ = ["add_parser", "run"]
 
 COMMAND = "models"
-HELP = "the model zoo: params, MACs, input, paper mAP"
+HELP = "the model zoo: params, MACs, GFLOP/clip, input, paper mAP"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,8 +24,9 @@ def run(args: argparse.Namespace) -> int:
         say(COMMAND, f"no zoo model matches {args.pattern!r} (gnn-audio models lists all)")
         return 1
     if not args.no_macs and not args.quiet:
-        say(COMMAND, f"counting parameters and MACs of {len(names)} model(s) at their full "
-            f"input (one forward pass each; cached in {count_cache_file()})")
+        say(COMMAND, f"counting parameters, MACs and FLOPs of {len(names)} model(s) at their "
+            f"full input (forward passes and a training step each; cached in "
+            f"{count_cache_file()})")
     rows = zoo_rows(names, macs=not args.no_macs, use_cache=not args.no_cache,
                     progress=not args.quiet and sys.stderr.isatty(),
                     log=lambda message: say(COMMAND, message))
@@ -35,20 +36,21 @@ def run(args: argparse.Namespace) -> int:
     print(zoo_table(rows, args.format))
     if not args.no_macs and not args.quiet:
         say(COMMAND, "MACs: multiply-accumulates of matrix products and convolutions in one "
-            "forward pass of one clip (gnn_audio.zoo.summary)")
+            "forward pass of one clip; GFLOP/clip: the same as FLOPs (2 per MAC), and of a "
+            "training step, forward + backward (gnn_audio.zoo.summary)")
     return 0
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(COMMAND, help=HELP,
-                       description="List the zoo entries with parameters and multiply-"
-                       "accumulates counted from the models themselves (one forward pass of "
-                       "one clip at the entry's input; cached per code version), their input "
-                       "and the papers' mAP.")
+                       description="List the zoo entries with parameters, multiply-"
+                       "accumulates and FLOPs per clip (forward and training step) counted "
+                       "from the models themselves (one clip at the entry's input; cached per "
+                       "code version), their input and the papers' mAP.")
     p.add_argument("pattern", nargs="?", default="*",
                    help="shell-style name filter, e.g. 'atgnn_pyr_*' (default: all)")
     p.add_argument("--no-macs", action="store_true",
-                   help="count parameters only (no forward passes)")
+                   help="count parameters only (no forward passes, no MACs or FLOPs)")
     p.add_argument("--no-cache", action="store_true",
                    help="recompute the counts instead of reading ~/.cache/gnn_audio")
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table",
