@@ -144,21 +144,17 @@ def test_prepare_refuses_a_read_only_store_folder(tmp_path, read_only, monkeypat
     assert list(read_only.iterdir()) == []
 
 
-def test_prepare_full_disk_while_a_store_is_written(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("disk", ["simulated", "tmpfs"])
+def test_prepare_full_disk_while_a_store_is_written(tmp_path, monkeypatch, capsys, small_tmpfs,
+                                                    disk):
+    """A simulated ENOSPC at the writes, and a real 8 KiB disk (a tmpfs; the two 0.3-s clips
+    need 19 KB)."""
     data = _fsd50k(tmp_path / "FSD50K")
-    out = tmp_path / "stores"
-    full_disk(monkeypatch, out)
-    assert main(["prepare", "--data-dir", str(data), "--store-dir", str(out), "--splits",
-                 "train", "--quiet"]) == 1
-    err = _one_line(capsys, out / "train_16000", ENOSPC)
-    assert err.startswith("gnn-audio prepare: ")
-    assert not (out / "train_16000" / "index.npz").exists()
-
-
-def test_prepare_on_a_disk_that_really_fills_up(tmp_path, small_tmpfs, capsys):
-    """The same on a real 8 KiB disk (a tmpfs): the two 0.3-s clips need 19 KB."""
-    data = _fsd50k(tmp_path / "FSD50K")
-    out = small_tmpfs(8 * 1024) / "stores"
+    if disk == "simulated":
+        out = tmp_path / "stores"
+        full_disk(monkeypatch, out)
+    else:
+        out = small_tmpfs(8 * 1024) / "stores"
     assert main(["prepare", "--data-dir", str(data), "--store-dir", str(out), "--splits",
                  "train", "--quiet"]) == 1
     err = _one_line(capsys, out / "train_16000", ENOSPC)
