@@ -36,7 +36,8 @@ _LEGACY_KNN_ARGS = {"k": "k", "knn_backend": "backend", "stochastic": "stochasti
 def knn_schedule(k: int, num_blocks: int, rising: bool) -> List[int]:
     """``k`` per block: constant (pyramid ATGNN) or ``linspace(k, 2k)`` (isotropic)."""
     end = 2 * k if rising else k
-    return [int(v) for v in torch.linspace(k, end, num_blocks).tolist()]
+    # on the CPU whatever the default device (a model built under torch.device("meta"))
+    return [int(v) for v in torch.linspace(k, end, num_blocks, device="cpu").tolist()]
 
 
 def dilation_schedule(ks: Sequence[int], max_nodes: int) -> List[int]:
@@ -128,7 +129,7 @@ class ATGNN(torch.nn.Module):
         n_blocks = sum(blocks)
         ks = knn_schedule(base.k, n_blocks, rising=not pyramid)
         dilations = dilation_schedule(ks, max_dilation_nodes or (49 if pyramid else 196))
-        dpr = torch.linspace(0, drop_path_rate, n_blocks).tolist()
+        dpr = torch.linspace(0, drop_path_rate, n_blocks, device="cpu").tolist()
 
         self.stem = Stem(channels[0], num_down=2 if pyramid else 4)
         # feature maps are [B, C, mel, time]; each stride-2 convolution (padding 1) rounds up

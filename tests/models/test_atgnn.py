@@ -5,7 +5,8 @@ from gnn_audio.graph import GridKnnGraph
 from gnn_audio.models import ATGNN
 from gnn_audio.models.atgnn import dilation_schedule, knn_schedule
 from gnn_audio.zoo import (atgnn_iso, atgnn_iso_nomlg, atgnn_pyr_med, atgnn_pyr_med_nomlg,
-                           atgnn_pyr_s, atgnn_pyr_s_nomlg, atgnn_pyr_t, atgnn_pyr_t_nomlg)
+                           atgnn_pyr_s, atgnn_pyr_s_nomlg, atgnn_pyr_t, atgnn_pyr_t_nomlg,
+                           create_model)
 from gnn_audio.zoo.summary import count_macs, count_parameters
 
 
@@ -108,3 +109,12 @@ def test_an_input_smaller_than_the_stem_is_one_line(arch, size, stride):
                      channels=[8, 16, 24, 32] if arch == "pyramid" else [16],
                      blocks=[1, 1, 1, 1] if arch == "pyramid" else [1], mlg=False).eval()
     assert smallest(torch.randn(1, stride, stride)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("name", ["atgnn_pyr_s", "atgnn_iso"])
+def test_builds_under_the_meta_device(name):
+    """Its schedules are computed on the CPU whatever the default device, so a model can be
+    built on meta (the trainer sizes its checkpoints that way before any audio is decoded)."""
+    with torch.device("meta"):
+        model = create_model(name, num_classes=10)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
