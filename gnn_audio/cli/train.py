@@ -226,22 +226,33 @@ def build_parser(prog: str = "gnn-audio train", default_recipe: str = "atgnn_fsd
     return p
 
 
+def _given_recipe_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The recipe options given on the command line: flat names (``--eval-mode`` as
+    ``eval_modes``) and dotted ``fbank.FIELD`` / ``augment.FIELD``."""
+    from gnn_audio.train.recipe import FLAT_FIELDS
+
+    values = vars(args)
+    given: Dict[str, Any] = {k: values[k] for k in (*FLAT_FIELDS, "seed", "log_every")
+                             if k in values}
+    if args.eval_mode:
+        given["eval_modes"] = ("crop", "windows") if args.eval_mode == "both" else (
+            args.eval_mode,)
+    given.update({k: v for k, v in values.items() if k.startswith(("fbank.", "augment."))})
+    return given
+
+
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The preset of ``args.recipe`` with every option given on the command line applied
     (one ``ValueError`` naming the recipe and every bad value)."""
-    from gnn_audio.train.recipe import FBANK_PRESETS, FLAT_FIELDS, get_recipe
+    from gnn_audio.train.recipe import FBANK_PRESETS, get_recipe
     from gnn_audio.zoo import get_model_config
 
-    values = vars(args)
     recipe = get_recipe(args.recipe)
-    changes: Dict[str, Any] = {k: values[k] for k in (*FLAT_FIELDS, "seed", "log_every")
-                               if k in values}
+    given = _given_recipe_options(args)
     fb = FBANK_PRESETS[args.fbank_preset] if args.fbank_preset else recipe.data.fbank
-    fb_changes = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("fbank.")}
-    aug_changes = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("augment.")}
-    if args.eval_mode:
-        changes["eval_modes"] = ("crop", "windows") if args.eval_mode == "both" else (
-            args.eval_mode,)
+    fb_changes = {k.split(".", 1)[1]: v for k, v in given.items() if k.startswith("fbank.")}
+    aug_changes = {k.split(".", 1)[1]: v for k, v in given.items() if k.startswith("augment.")}
+    changes = {k: v for k, v in given.items() if "." not in k}
     if "model" in changes and "model_kwargs" not in changes:
         # the preset's model arguments (e.g. ATGNN widths) do not fit another model family
         if get_model_config(changes["model"]).family != get_model_config(
@@ -261,21 +272,17 @@ def resume_changes(args: argparse.Namespace) -> Dict[str, Any]:
     ``--fbank-preset`` as its fields) and the data paths' names; the trainer applies those a
     resumed run may change and refuses the others."""
     from gnn_audio.train.data import STORE_OPTIONS
-    from gnn_audio.train.recipe import FBANK_PRESETS, FLAT_FIELDS
+    from gnn_audio.train.recipe import FBANK_PRESETS
 
     values = vars(args)
-    changes: Dict[str, Any] = {k: values[k] for k in (*FLAT_FIELDS, "seed", "log_every")
-                               if k in values}
+    changes: Dict[str, Any] = {}
     if args.recipe_given:
         changes["name"] = args.recipe
-    if args.eval_mode:
-        changes["eval_modes"] = ("crop", "windows") if args.eval_mode == "both" else (
-            args.eval_mode,)
-    if args.fbank_preset:
+    if args.fbank_preset:  # its fields, under the --fbank.FIELD options given with it
         preset = FBANK_PRESETS[args.fbank_preset]
         changes.update({f"fbank.{f.name}": getattr(preset, f.name)
                         for f in dataclasses.fields(preset)})
-    changes.update({k: v for k, v in values.items() if k.startswith(("fbank.", "augment."))})
+    changes.update(_given_recipe_options(args))
     changes.update(source_values(args))
     changes.update({k: values[k] for k in STORE_OPTIONS if k in values})
     return changes
