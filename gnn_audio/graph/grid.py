@@ -29,8 +29,9 @@ def pooled_keys(x: Tensor, r: int, partial_cells: bool = True) -> Tensor:
 
 @lru_cache(maxsize=32)
 def _cached_term(mode: str, height: int, width: int, dim: int, r: int,
-                 design_size: Optional[Tuple[int, int]], device: torch.device) -> Tensor:
-    return position_term(mode, height, width, dim, r, design_size, device)
+                 design_size: Optional[Tuple[int, int]], device: torch.device,
+                 dtype: torch.dtype = torch.float32) -> Tensor:
+    return position_term(mode, height, width, dim, r, design_size, device, dtype)
 
 
 @lru_cache(maxsize=32)
@@ -87,9 +88,10 @@ class GridKnnGraph(torch.nn.Module):
             raise ValueError(f"relative_pos='reference' needs a grid divisible by "
                              f"reduce_ratio={r} (got {height} x {width})")
 
-    def _term(self, height: int, width: int, channels: int, device: torch.device) -> Tensor:
+    def _term(self, height: int, width: int, channels: int, device: torch.device,
+              dtype: torch.dtype = torch.float32) -> Tensor:
         return _cached_term(self.config.relative_pos, height, width, channels,
-                            self.config.reduce_ratio, self.grid, device)
+                            self.config.reduce_ratio, self.grid, device, dtype)
 
     def forward(self, x: Tensor, generator: Optional[torch.Generator] = None
                 ) -> Tuple[Tensor, Tensor, NeighborIndex]:
@@ -105,11 +107,16 @@ class GridKnnGraph(torch.nn.Module):
         m = key_map.size(2) * key_map.size(3)
         pos_bias, pos = None, None
         if cfg.relative_pos is not None and cfg.backend == "dense":
-            if self.pos_term is not None and (h, w) == self.grid and c == self.channels:
+            # float64 features get the sin-cos term computed in float64, not the float32
+            # buffer cast up (its rounding, ~1e-8, would decide near-tied neighbours)
+            exact = x.dtype == torch.float64 and cfg.relative_pos == "sincos"
+            if self.pos_term is not None and (h, w) == self.grid and c == self.channels \
+                    and not exact:
                 pos_bias = self.pos_term
             else:
                 self._check_reference_grid(h, w)
-                pos_bias = self._term(h, w, c, x.device)
+                pos_bias = self._term(h, w, c, x.device,
+                                      torch.float64 if exact else torch.float32)
         elif cfg.relative_pos is not None:  # torch-cluster: embeddings appended to features
             pos_q, pos_k = _cached_embeddings(h, w, c, cfg.reduce_ratio, x.device)
             pos = (pos_k, pos_q, position_scale(c))

@@ -77,6 +77,22 @@ def test_dense_equals_project_pyr_s_float64(name):
     assert _rel_err(ref, out) < 1e-12
 
 
+def test_dense_equals_project_where_the_cpu_shortcuts_run():
+    """At 512 frames the 256 keys of stages 1 and 2 go through the kNN search's two-step
+    selection (``knn.smallest``) and the 8192 nodes of stage 1 through several CPU blocks
+    of the max-relative reduction; the model still equals the dense one in float64."""
+    from gnn_audio.graph.knn import _block_size
+    from gnn_audio.nn.relative_max import _column_blocks
+
+    assert _block_size(256, 9) == 4
+    assert 2 * 32 * 128 > 2 * _column_blocks(48, 8)
+    model, dense = _pair("atgnn_pyr_t", input_size=(512, MEL))
+    x = torch.randn(2, 512, MEL, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref, out = model.eval()(x), dense.eval()(x)
+    assert _rel_err(ref, out) < 1e-12
+
+
 def test_dense_equals_project_in_training_with_gradients():
     model, dense = _pair("atgnn_pyr_t", drop_path_rate=0.0)
     gen = torch.Generator().manual_seed(3)

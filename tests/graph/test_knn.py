@@ -151,3 +151,28 @@ def test_knn_agrees_with_knn_index(backend):
                   pos=(pos_x.repeat(3, 1), pos_y.repeat(3, 1), 0.5)
                   if backend == "cluster" else None)
     assert torch.equal(general[0].view(30, 4), fixed.index)
+
+
+@pytest.mark.parametrize("m,kk,block", [(512, 9, 8), (512, 18, 4), (512, 27, 4), (256, 9, 4),
+                                        (128, 9, 1), (8192, 9, 1), (500, 9, 4)])
+def test_smallest_equals_topk(m, kk, block):
+    """The two-step selection (kk blocks of strided columns, then kk of their columns) gives
+    topk's columns, in topk's order, at the Pyramid ViG shapes where it is used."""
+    from gnn_audio.graph.knn import _block_size, smallest
+
+    assert _block_size(m, kk) == block
+    dist = torch.randn(3, 257, m, dtype=torch.float64, generator=torch.Generator().manual_seed(m))
+    want = dist.topk(kk, dim=-1, largest=False, sorted=True).indices
+    assert torch.equal(smallest(dist, kk), want)
+
+
+def test_smallest_with_ties_keeps_the_smallest_values():
+    """With many equal distances any columns of equal value may be picked (as topk's own);
+    the values are topk's, sorted, and the columns distinct."""
+    from gnn_audio.graph.knn import smallest
+
+    dist = torch.randint(0, 6, (64, 512), generator=torch.Generator().manual_seed(0)).float()
+    idx = smallest(dist, 27)
+    want = dist.topk(27, dim=-1, largest=False, sorted=True).values
+    assert torch.equal(dist.gather(-1, idx), want)
+    assert all(len(set(row)) == 27 for row in idx.tolist())
