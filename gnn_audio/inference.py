@@ -62,12 +62,14 @@ from gnn_audio.data.audio import (AudioBlocks, AudioError, StreamResampler, audi
                                   load_audio, resample, resampled_length)
 from gnn_audio.data.features import FbankConfig, pad_value
 from gnn_audio.data.kaldi_fbank import KaldiFbank
+from gnn_audio.data.panns_logmel import log_mel_module
 from gnn_audio.data.windows import Windowing, logmel_windows
 from gnn_audio.devices import resolve_device
 from gnn_audio.errors import one_line
 from gnn_audio.scoring import WindowScorer
 from gnn_audio.types import PathLike
 from gnn_audio.zoo import ModelBundle, bundle_of, is_model, load_model
+from gnn_audio.zoo.hub import is_pretrained_source
 
 __all__ = ["POOLS", "SILENCE_PEAK", "SHORT_FRACTION", "SILENCE_NOTE", "TaggingConfig",
            "TagResult", "Tagger", "load_tagging_model", "tag_notes"]
@@ -229,9 +231,9 @@ def tag_notes(duration: float, peak: float, model_window: float) -> Tuple[str, .
 
 
 def load_tagging_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
-    """The log-mel model of a gnn_audio checkpoint, with its bundle (classes, label names,
-    training front-end) (:func:`gnn_audio.zoo.load_model`; ``kwargs`` override its build
-    arguments).
+    """The log-mel model of a gnn_audio checkpoint, model folder or hub id, with its bundle
+    (classes, label names, training front-end) (:func:`gnn_audio.zoo.load_model`;
+    ``kwargs`` override its build arguments).
 
     Raises:
         FileNotFoundError: no such file.
@@ -240,11 +242,8 @@ def load_tagging_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
             that reads embeddings instead of audio). Every message is one line naming it.
     """
     p = os.fspath(path)
-    if not os.path.exists(p):
+    if not is_pretrained_source(p) and not os.path.exists(p):
         raise FileNotFoundError(f"{p}: no such checkpoint file")
-    if os.path.isdir(p):
-        raise ValueError(f"{p}: is a directory, not a checkpoint (a training run's best "
-                         "weights are RUN_DIR/best.pt)")
     try:
         model = load_model(p, **kwargs)
     except (ValueError, TypeError, KeyError, pickle.UnpicklingError, RuntimeError,
@@ -363,7 +362,7 @@ class _WindowItems(IterableDataset):
     def __iter__(self) -> Iterator[tuple]:
         info = get_worker_info()
         mine = self.sources if info is None else self.sources[info.id::info.num_workers]
-        frontend = KaldiFbank(self.fbank.replace(target_length=None))
+        frontend = log_mel_module(self.fbank.replace(target_length=None))
         for index, source in mine:
             spans: List[Tuple[int, int]] = []
             chunk: Optional[Tensor] = None
@@ -533,7 +532,7 @@ class Tagger:
         items = self._items([(0, source)], chunk=1)
         signal, meta = _open_source(source, self.fbank.sample_rate, self.block_frames,
                                     items.whole_samples)
-        frontend = KaldiFbank(self.fbank.replace(target_length=None))
+        frontend = log_mel_module(self.fbank.replace(target_length=None))
         for start, end, x in items.windows(signal, meta, frontend, _Level()):
             a, b = self._span_seconds(start, end, meta["num_samples"])
             yield a, b, x

@@ -14,17 +14,20 @@ programs or by gnn_audio before 0.5) load unverified. The digest runs at memory 
 """
 from __future__ import annotations
 
+import _compat_pickle
 import hashlib
 import os
 import pickle
-from typing import Any
+import types
+from typing import Any, List, Tuple
 
 import torch
 
 from gnn_audio.files import atomic_open
 from gnn_audio.types import PathLike
 
-__all__ = ["load_weights_file", "save_weights_file", "payload_checksum", "CHECKSUM_KEY"]
+__all__ = ["load_weights_file", "load_tensors_only", "ForeignObject", "save_weights_file",
+           "payload_checksum", "CHECKSUM_KEY"]
 
 #: the key of a saved dictionary that holds its :func:`payload_checksum`
 CHECKSUM_KEY = "payload_checksum"
@@ -109,6 +112,87 @@ def load_weights_file(path: PathLike, kind: str) -> Any:
         raise ValueError(f"{path} is not a {kind}: torch.load cannot read it "
                          f"({detail})") from None
     return _verified(obj, path, kind)
+
+
+class ForeignObject:
+    """What :func:`load_tensors_only` puts where a file holds an object of a class it does not
+    create (a pickled model, an optimizer factory, a Lightning ``AttributeDict``): an inert
+    record of what the file gave (``args``, ``kwargs``, ``state``, and ``items`` / ``values``
+    for dict / list subclasses), with no code of that class run. Its class name is the
+    foreign global's (``type(obj).__qualname__``)."""
+
+    # pickle creates instances with __new__ alone (NEWOBJ) or by a call (REDUCE): both end here
+    def __new__(cls, *args: Any, **kwargs: Any) -> "ForeignObject":
+        obj = super().__new__(cls)
+        obj.__dict__.update(args=args, kwargs=kwargs, items={}, values=[], state=None)
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["state"] = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:  # dict subclasses (SETITEMS)
+        self.__dict__["items"][key] = value
+
+    def append(self, value: Any) -> None:  # list subclasses (APPENDS)
+        self.__dict__["values"].append(value)
+
+    def extend(self, values: Any) -> None:
+        self.__dict__["values"].extend(values)
+
+    def __repr__(self) -> str:
+        return f"<foreign {type(self).__qualname__}>"
+
+
+def _tensors_only_pickle_module(replaced: List[str]) -> types.ModuleType:
+    """A pickle module whose unpickler creates only what ``torch.load(weights_only=True)``
+    allows (tensors, storages, containers, plain values) and a :class:`ForeignObject`
+    subclass for every other global (``replaced`` collects their names)."""
+    from torch._weights_only_unpickler import _get_allowed_globals
+
+    allowed = _get_allowed_globals()
+    stubs: dict = {}
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            # Python 2 names (protocol 2 writes ``__builtin__.set``), mapped as pickle does
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            else:
+                module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+            key = f"{module}.{name}"
+            if key in allowed:
+                return allowed[key]
+            if key not in stubs:
+                replaced.append(key)
+                stubs[key] = type(key, (ForeignObject,), {"__qualname__": key})
+            return stubs[key]
+
+    module = types.ModuleType("gnn_audio_tensors_only_pickle")
+    module.Unpickler = Unpickler  # type: ignore[attr-defined]
+    module.load = pickle.load  # type: ignore[attr-defined]  (torch checks it exists)
+    return module
+
+
+def load_tensors_only(path: PathLike, kind: str) -> Tuple[Any, List[str]]:
+    """``(content, replaced)``: a file written by another program (a PyTorch Lightning
+    ``.ckpt`` whose ``hyper_parameters`` hold pickled modules and factories) read for its
+    tensors. Tensors, containers and plain values are created as ``weights_only`` loading
+    creates them; every other object becomes an inert :class:`ForeignObject` (``replaced``
+    names their classes), so nothing in the file runs. Errors as :func:`load_weights_file`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{kind} file not found: {path}")
+    replaced: List[str] = []
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False,
+                         pickle_module=_tensors_only_pickle_module(replaced))
+    except Exception as e:  # noqa: BLE001 - torch fails on non-checkpoint files in many ways
+        raise ValueError(f"{path} is not a {kind}: torch.load cannot read it "
+                         f"({_detail(e)})") from None
+    return _verified(obj, path, kind), replaced
 
 
 def save_weights_file(obj: Any, path: PathLike) -> None:

@@ -1,5 +1,5 @@
 """The ``gnn-audio`` command line: ``tag``, ``models``, ``summary``, ``explain``, ``train``,
-``eval``, ``prepare``, ``demo``; one module per command (``gnn_audio.cli.tag``, ...), each
+``eval``, ``prepare``, ``export-weights``, ``demo``; one module per command (``gnn_audio.cli.tag``, ...), each
 with ``add_parser(sub)`` and ``run(args) -> exit status`` over library functions, and
 :mod:`gnn_audio.cli.common` for what they share.
 
@@ -21,7 +21,7 @@ import sys
 from typing import Collection, Optional, Sequence
 
 from gnn_audio import __version__
-from gnn_audio.cli import demo, explain, models, prepare, summary, tag, train
+from gnn_audio.cli import demo, explain, export_weights, models, prepare, summary, tag, train
 from gnn_audio.cli import eval as evaluate  # the module gnn_audio.cli.eval
 from gnn_audio.cli.common import PROG, OneLineParser, say
 
@@ -29,7 +29,7 @@ __all__ = ["build_parser", "main", "COMMANDS"]
 
 #: the command modules in the order ``gnn-audio --help`` lists them; each adds its parser
 #: with ``func`` set to the function that runs it (``func(args) -> exit status``)
-COMMANDS = (tag, models, summary, explain, train, evaluate, prepare, demo)
+COMMANDS = (tag, models, summary, explain, train, evaluate, prepare, export_weights, demo)
 
 
 def build_parser(commands: Optional[Collection[str]] = None) -> argparse.ArgumentParser:

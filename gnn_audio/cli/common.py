@@ -54,6 +54,16 @@ def no_such(path: str, what: str = "file") -> Optional[str]:
     return None if os.path.lexists(path) else f"{path}: no such {what}"
 
 
+#: :data:`gnn_audio.zoo.hub.HUB_PREFIX` (not imported from there: that module needs torch)
+HUB_PREFIX = "hf-hub:"
+
+
+def no_such_model(source: str) -> Optional[str]:
+    """:func:`no_such` for a model source (a checkpoint file or a model folder); ``None`` for a
+    hub id (``hf-hub:org/name``), which only the library can look up."""
+    return None if source.startswith(HUB_PREFIX) else no_such(source, "checkpoint file")
+
+
 def _probe(folder: str) -> None:
     """Create a file in ``folder`` and remove it again (``OSError`` when it cannot be)."""
     fd, probe = tempfile.mkstemp(prefix=".gnn_audio_probe.", dir=folder)

@@ -13,7 +13,7 @@ import json
 import os
 
 from gnn_audio.cli.common import (add_source_options, add_store_options, check_writable,
-                                  data_paths, device, int_at_least, no_such, positive_float,
+                                  data_paths, device, int_at_least, no_such_model, positive_float,
                                   say, write_error)
 
 __all__ = ["add_parser", "run"]
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scores and os.path.splitext(args.scores)[1].lower() not in (".npz", ".json"):
         say(COMMAND, f"--scores {args.scores}: the scores are written as .npz or .json")
         return 2
-    missing = no_such(args.checkpoint, "checkpoint file")
+    missing = no_such_model(args.checkpoint)
     if missing is not None:  # before the models and the evaluation are loaded
         say(COMMAND, missing)
         return 1

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from gnn_audio.cli.common import check_writable, device, int_at_least, no_such, say, write_error
+from gnn_audio.cli.common import (check_writable, device, int_at_least, no_such, no_such_model,
+                                  say, write_error)
 
 __all__ = ["add_parser", "run"]
 
@@ -17,7 +18,7 @@ HELP = "draw what ATGNN's graphs looked at for a label (PNG)"
 
 def run(args: argparse.Namespace) -> int:
     # a checkpoint or audio file that is not there is reported before the library is loaded
-    for missing in (no_such(args.checkpoint, "checkpoint file"), no_such(args.file),
+    for missing in (no_such_model(args.checkpoint), no_such(args.file),
                     check_writable(args.out, "the picture")):
         if missing is not None:
             say(COMMAND, missing)

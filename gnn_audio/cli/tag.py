@@ -12,8 +12,8 @@ import json
 import sys
 from typing import Dict, TextIO
 
-from gnn_audio.cli.common import (device, int_at_least, no_such, positive_float, probability,
-                                  say)
+from gnn_audio.cli.common import (device, int_at_least, no_such, no_such_model, positive_float,
+                                  probability, say)
 from gnn_audio.errors import one_line
 
 __all__ = ["add_parser", "run", "TagOutput"]
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         missing = no_such(path)
         if missing is not None:
             header_errors[i] = missing
-    no_checkpoint = no_such(ckpt, "checkpoint file")  # then nothing is read or loaded
+    no_checkpoint = no_such_model(ckpt)  # then nothing is read or loaded
     if no_checkpoint is None and len(header_errors) < len(args.files):
         from gnn_audio.data.audio import AudioError, audio_info
 

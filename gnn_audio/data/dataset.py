@@ -41,7 +41,7 @@ from gnn_audio.data.audio import load_audio
 from gnn_audio.data.augment import mix, sample_mixup, spec_augment
 from gnn_audio.data.clips import ClipList
 from gnn_audio.data.features import FSD50K_FBANK, FbankConfig
-from gnn_audio.data.kaldi_fbank import KaldiFbank
+from gnn_audio.data.panns_logmel import log_mel_module
 from gnn_audio.data.store import WaveformStore
 from gnn_audio.errors import one_line
 
@@ -86,7 +86,7 @@ class TaggingDataset(Dataset):
         self.train = train
         self.seed = seed
         self.epoch = 0
-        self._frontend = KaldiFbank(fbank)
+        self._frontend = log_mel_module(fbank)
         self._is_store = isinstance(source, WaveformStore)
         self._targets = torch.from_numpy(
             source.targets if self._is_store else source.targets())

@@ -27,12 +27,40 @@ from torchaudio.compliance.kaldi import get_mel_banks
 from gnn_audio.data.features import FSD50K_FBANK, FbankConfig
 from gnn_audio.threads import one_thread
 
-__all__ = ["KaldiFbank"]
+__all__ = ["BatchedFrontEnd", "KaldiFbank"]
 
 _PREEMPHASIS = 0.97
 
 
-class KaldiFbank(nn.Module):
+class BatchedFrontEnd(nn.Module):
+    """The batched log-mel modules' shared call: ``forward(waveforms [B, T], lengths=None,
+    normalize=True)`` runs ``_features`` on one thread on the CPU, so that the features do
+    not depend on the process's thread count (or the ``DataLoader`` worker)."""
+
+    def forward(self, waveforms: Tensor, lengths: Optional[Tensor] = None,
+                normalize: bool = True) -> Tensor:
+        if waveforms.device.type != "cpu":
+            return self._features(waveforms, lengths, normalize)
+        with one_thread():  # the same bits whatever the process's thread count
+            return self._features(waveforms, lengths, normalize)
+
+    def _features(self, waveforms: Tensor, lengths: Optional[Tensor],
+                  normalize: bool) -> Tensor:
+        raise NotImplementedError
+
+    def _padded_and_normalised(self, feats: Tensor, normalize: bool) -> Tensor:
+        """``[B, frames, bins]`` zero-padded or cut to ``config.target_length`` frames (as
+        :func:`~gnn_audio.data.features.pad_or_cut`), then normalised unless not asked."""
+        cfg = self.config
+        if cfg.target_length is not None:
+            diff = cfg.target_length - feats.size(1)
+            feats = F.pad(feats, (0, 0, 0, diff)) if diff > 0 else feats[:, :cfg.target_length]
+        if normalize:
+            feats = (feats - cfg.norm_mean) / cfg.norm_std
+        return feats
+
+
+class KaldiFbank(BatchedFrontEnd):
     """``[B, T]`` waveforms at ``config.sample_rate`` (+ optional ``lengths [B]``) ->
     ``[B, frames, num_mel_bins]`` log-mel features, normalised unless ``normalize=False``.
 
@@ -62,16 +90,9 @@ class KaldiFbank(nn.Module):
         lengths = lengths.clamp(min=self.window_size)
         return 1 + (lengths - self.window_size) // self.window_shift
 
-    def forward(self, waveforms: Tensor, lengths: Optional[Tensor] = None,
-                normalize: bool = True) -> Tensor:
-        if waveforms.device.type != "cpu":
-            return self._features(waveforms, lengths, normalize)
-        with one_thread():  # the same bits whatever the process's thread count
-            return self._features(waveforms, lengths, normalize)
 
     def _features(self, waveforms: Tensor, lengths: Optional[Tensor],
                   normalize: bool) -> Tensor:
-        cfg = self.config
         wav = waveforms.reshape(-1, waveforms.size(-1)).to(torch.float32)
         batch, total = wav.shape
         full = lengths is None
@@ -105,9 +126,4 @@ class KaldiFbank(nn.Module):
             frames_per_clip = self.num_frames(lengths)
             keep = torch.arange(feats.size(1), device=wav.device) < frames_per_clip[:, None]
             feats = feats * keep[..., None]
-        if cfg.target_length is not None:
-            diff = cfg.target_length - feats.size(1)
-            feats = F.pad(feats, (0, 0, 0, diff)) if diff > 0 else feats[:, :cfg.target_length]
-        if normalize:
-            feats = (feats - cfg.norm_mean) / cfg.norm_std
-        return feats
+        return self._padded_and_normalised(feats, normalize)

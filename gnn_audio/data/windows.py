@@ -24,6 +24,7 @@ from torch import Tensor
 
 from gnn_audio.data.features import FbankConfig, pad_value
 from gnn_audio.data.kaldi_fbank import KaldiFbank
+from gnn_audio.data.panns_logmel import log_mel_module
 
 __all__ = ["Windowing", "window_starts", "logmel_windows"]
 
@@ -121,7 +122,7 @@ def logmel_windows(blocks: Iterable[Tensor], num_samples: int, fbank: FbankConfi
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    stream = _FrameStream(frontend or KaldiFbank(fbank.replace(target_length=None)),
+    stream = _FrameStream(frontend or log_mel_module(fbank.replace(target_length=None)),
                           num_samples, fbank.num_mel_bins)
     starts = windowing.starts(stream.total)
     pad = pad_value(fbank)

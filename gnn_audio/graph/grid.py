@@ -76,17 +76,10 @@ class GridKnnGraph(torch.nn.Module):
         self.pos_term: Optional[Tensor]
         if self.config.relative_pos is not None and self.grid is not None \
                 and channels is not None and self.config.backend == "dense":
-            self._check_reference_grid(*self.grid)
             self.register_buffer("pos_term", self._term(*self.grid, channels,
                                                         torch.device("cpu")), persistent=False)
         else:
             self.pos_term = None
-
-    def _check_reference_grid(self, height: int, width: int) -> None:
-        r = self.config.reduce_ratio
-        if self.config.relative_pos == "reference" and (height % r or width % r):
-            raise ValueError(f"relative_pos='reference' needs a grid divisible by "
-                             f"reduce_ratio={r} (got {height} x {width})")
 
     def _term(self, height: int, width: int, channels: int, device: torch.device,
               dtype: torch.dtype = torch.float32) -> Tensor:
@@ -100,9 +93,10 @@ class GridKnnGraph(torch.nn.Module):
         ``x_keys is x_nodes`` when ``reduce_ratio = 1``."""
         cfg = self.config
         b, c, h, w = x.shape
-        reference = cfg.relative_pos == "reference"
         nodes = feature_map_to_nodes(x)
-        key_map = pooled_keys(x, cfg.reduce_ratio, partial_cells=not reference)
+        # partial border cells kept: on grids that r divides (the reference code's only
+        # case) ceil and floor pooling are the same cells
+        key_map = pooled_keys(x, cfg.reduce_ratio)
         keys = nodes if cfg.reduce_ratio == 1 else feature_map_to_nodes(key_map)
         m = key_map.size(2) * key_map.size(3)
         pos_bias, pos = None, None
@@ -114,7 +108,6 @@ class GridKnnGraph(torch.nn.Module):
                     and not exact:
                 pos_bias = self.pos_term
             else:
-                self._check_reference_grid(h, w)
                 pos_bias = self._term(h, w, c, x.device,
                                       torch.float64 if exact else torch.float32)
         elif cfg.relative_pos is not None:  # torch-cluster: embeddings appended to features

@@ -114,29 +114,36 @@ def sincos_position_term(height: int, width: int, dim: int, r: int = 1,
 @lru_cache(maxsize=8)
 def _reference_table(n: int, r: int, dim: int) -> Tensor:
     side = int(n ** 0.5)
-    hh, ww = grid_coordinates(side, side)
+    hh, ww = grid_coordinates(side, side, "cpu")  # cached: never on a default meta device
     emb = sincos_2d(hh, ww, dim)
     table = (2.0 * emb @ emb.t() / dim).to(torch.float32)[None, None]  # numpy float32 cast
-    out = torch.nn.functional.interpolate(table, size=(n, n // (r * r)), mode="bicubic",
-                                          align_corners=False)
+    # at least one key column: a design grid smaller than one r x r cell (the reference code
+    # cannot build one) still gets a table, resized below like any other size
+    out = torch.nn.functional.interpolate(table, size=(n, max(1, n // (r * r))),
+                                          mode="bicubic", align_corners=False)
     return -out[0, 0]
 
 
 def reference_position_term(height: int, width: int, dim: int, r: int = 1,
                             design_size: Optional[Tuple[int, int]] = None,
                             device=None) -> Tensor:
-    r"""``[H*W, H*W // r^2]`` float32: the Pyramid ViG / ATGNN code's relative-position term.
+    r"""``[H*W, M]`` float32: the Pyramid ViG / ATGNN code's relative-position term, ``M``
+    the ``r x r`` key cells of the grid (``H*W // r^2`` when ``r`` divides both sides).
 
     The reference builds :math:`2 P P^\top / D` for a *square* ``s x s`` grid,
     ``s = int(sqrt(n))`` with ``n`` the node count at the design input size
     (``design_size``, default ``(height, width)``), bicubically resizes that table to
     ``(n, n // r^2)`` along the flattened node index, negates it, and resizes it again
-    (bicubic) when a feature map of another size comes in. Reproduced step by step here."""
+    (bicubic) when a feature map of another size comes in. Reproduced step by step here.
+
+    The reference code only runs on grids that ``r`` divides. On other grids (a partial
+    border cell of keys) the table is resized the same way to ``(H*W, M)`` with ``M =
+    ceil(H/r) * ceil(W/r)``: a documented extension, so that any input size works."""
     n = (design_size[0] * design_size[1]) if design_size is not None else height * width
     table = _reference_table(n, r, dim)
-    nodes = height * width
-    if nodes != n:
-        table = torch.nn.functional.interpolate(table[None, None], size=(nodes, nodes // (r * r)),
+    size = (height * width, -(-height // r) * -(-width // r))
+    if tuple(table.shape) != size:
+        table = torch.nn.functional.interpolate(table[None, None], size=size,
                                                 mode="bicubic")[0, 0]
     return table.to(device)
 

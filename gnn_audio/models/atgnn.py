@@ -26,11 +26,18 @@ from gnn_audio.models.mlg import MLGBlock
 from gnn_audio.models.vig_blocks import Downsample, PGNBlock, Stem, conv_bn
 from gnn_audio.nn import GroupedLinear, LabelLabelConv
 
-__all__ = ["ATGNN", "dilation_schedule", "knn_schedule"]
+__all__ = ["ATGNN", "default_relative_pos", "dilation_schedule", "knn_schedule"]
 
 #: constructor arguments of earlier versions that live in ``KnnConfig`` now -> its field
 _LEGACY_KNN_ARGS = {"k": "k", "knn_backend": "backend", "stochastic": "stochastic",
                     "epsilon": "epsilon", "relative_pos": "relative_pos"}
+
+
+def default_relative_pos(arch: str) -> Optional[str]:
+    """The relative-position term of an ATGNN's graphs unless ``knn`` says otherwise: the
+    authors' ``"reference"`` table for pyramid models (their published code's graphs; see
+    docs/graph.md for ``"sincos"``, the exact 2-D geometry), none for isotropic ones."""
+    return "reference" if arch == "pyramid" else None
 
 
 def knn_schedule(k: int, num_blocks: int, rising: bool) -> List[int]:
@@ -63,7 +70,8 @@ class ATGNN(torch.nn.Module):
             ``epsilon``, ``backend``). Each block's config is derived from it: ``k`` follows
             the schedule (constant for pyramid, rising to ``2k`` for isotropic), ``dilation``
             Vision GNN's schedule, ``reduce_ratio`` the stage. Default: ``k=9``,
-            ``relative_pos="sincos"`` for pyramid (``None`` for isotropic), dense backend.
+            ``relative_pos="reference"`` (the authors' table) for pyramid (``None`` for
+            isotropic), dense backend.
             A dict overrides fields of that default (``{"stochastic": True}``); a
             :class:`~gnn_audio.graph.KnnConfig` replaces it whole.
         k_plg (int): Patch neighbours per label node (PLG; its backend follows ``knn``).
@@ -112,7 +120,7 @@ class ATGNN(torch.nn.Module):
         if len(mlg_blocks) != len(blocks):
             raise ValueError("mlg_blocks needs one entry per stage")
         reduce_ratios = list(reduce_ratios or ([4, 2, 1, 1] if pyramid else [1]))
-        base = KnnConfig.coerce(knn, relative_pos="sincos" if pyramid else None)
+        base = KnnConfig.coerce(knn, relative_pos=default_relative_pos(arch))
         frames, mel = input_size
         self.knn_config = base
         self.num_classes = num_classes

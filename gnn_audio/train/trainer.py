@@ -44,7 +44,7 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 try:
     import resource  # peak resident memory (POSIX)
@@ -73,7 +73,7 @@ from gnn_audio.train.schedule import make_scheduler
 from gnn_audio.train.state import (STATE_FILE, capture_rng, check_run_dir, claim_run_dir,
                                    load_state, restore_rng, save_state, state_size_estimate)
 from gnn_audio.train.step import NonFiniteLoss, TrainStep
-from gnn_audio.zoo import create_model, get_entry
+from gnn_audio.zoo import bundle_of, create_model, get_entry
 from gnn_audio.zoo.checkpoints import load_checkpoint, save_checkpoint
 
 __all__ = ["Trainer", "TrainingStopped", "TrainingInterrupted", "build_run_model"]
@@ -115,6 +115,36 @@ def build_run_model(recipe: Recipe, splits: DataSplits, log=print) -> torch.nn.M
     labels = splits.label_set
     return create_model(recipe.model.name, num_classes=len(labels),
                         label_names=list(labels.names), label_ids=list(labels.mids), **kwargs)
+
+
+def _carried_args(model: torch.nn.Module) -> Dict[str, Any]:
+    """The model's values of its entry's ``carried_args`` (ATGNN: the graph settings), as its
+    bundle records them: what a resumed run must build the model with again."""
+    bundle = bundle_of(model)
+    return {k: bundle.build_kwargs[k] for k in bundle.config.carried_args
+            if k in bundle.build_kwargs}
+
+
+def _with_carried_args(recipe: Recipe, carried: Optional[Dict[str, Any]]
+                       ) -> Tuple[Recipe, List[str]]:
+    """``recipe`` of a resumed run with the model's ``carried_args`` as the run recorded them
+    (``config.json``'s ``model_carried_args``), where the recipe does not set them; a run
+    written before they were recorded gets the defaults of then (the entry's
+    ``upgrade_v2_kwargs``: a pyramid ATGNN's ``"sincos"`` graphs), with a line saying so."""
+    entry = get_entry(recipe.model.name)
+    own = dict(recipe.model.kwargs)
+    recorded = carried is not None
+    if carried is None:
+        upgrade = entry.upgrade_v2_kwargs
+        upgraded = upgrade(own) if upgrade is not None else own
+        carried = {k: upgraded[k] for k in entry.config.carried_args if k in upgraded}
+    kwargs = {**carried, **own}
+    if kwargs == own:
+        return recipe, []
+    notes = [] if recorded else [
+        f"--resume: the run's config.json predates recorded model settings; its "
+        f"{recipe.model.name} is built as then, with {json.dumps(carried)}"]
+    return recipe.replace(model=recipe.model.replace(kwargs=kwargs)), notes
 
 
 class Trainer:
@@ -210,6 +240,8 @@ class Trainer:
         data_keys = set(source_options()) | set(STORE_OPTIONS)
         recipe, notes = resumed_recipe(recipe, {k: v for k, v in changes.items()
                                                 if k not in data_keys})
+        recipe, carried_notes = _with_carried_args(recipe, saved.get("model_carried_args"))
+        notes += carried_notes
         before = stored_paths.to_dict()
         given = DataPaths(**{k: v for k, v in changes.items() if k in data_keys}).to_dict()
         moved = {k: given[k] for k in changes if k in data_keys and given[k] != before.get(k)}
@@ -362,7 +394,8 @@ class Trainer:
                   "num_classes": len(self.splits.label_set),
                   "run": {"save_every_steps": self.save_every_steps,
                           "torchrun_job": os.environ.get("TORCHELASTIC_RUN_ID")},
-                  "fingerprints": self.fingerprints}
+                  "fingerprints": self.fingerprints,
+                  "model_carried_args": _carried_args(self.model)}
         if self.splits.fbank is not None:
             config["normalisation"] = {
                 "mean": self.splits.fbank.norm_mean, "std": self.splits.fbank.norm_std,
@@ -381,7 +414,8 @@ class Trainer:
             return
         path = self.run_dir / "config.json"
         config = json.loads(path.read_text(encoding="utf-8"))
-        config.update(recipe=self.recipe.to_dict(), data_paths=self.paths.to_dict())
+        config.update(recipe=self.recipe.to_dict(), data_paths=self.paths.to_dict(),
+                      model_carried_args=_carried_args(self.model))
         config.setdefault("run", {})["save_every_steps"] = self.save_every_steps
         atomic_write_text(path, json.dumps(config, indent=2) + "\n")
 

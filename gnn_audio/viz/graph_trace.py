@@ -138,14 +138,10 @@ class PGNGraph:
     index: Tensor
     features: Optional[Tensor] = None
 
-    @property
-    def partial_cells(self) -> bool:
-        """Whether pooled keys keep partial border cells (all but the reference term)."""
-        return self.config.relative_pos != "reference"
-
     def key_boxes(self, keys) -> np.ndarray:
-        """Input rectangles of key indices (see :meth:`GridGeometry.boxes`)."""
-        return self.geometry.boxes(keys, self.config.reduce_ratio, self.partial_cells)
+        """Input rectangles of key indices (see :meth:`GridGeometry.boxes`; pooled keys keep
+        partial border cells, as :func:`~gnn_audio.graph.pooled_keys` in the graphs)."""
+        return self.geometry.boxes(keys, self.config.reduce_ratio)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from gnn_audio.data.audio import load_audio
 from gnn_audio.data.features import FbankConfig
-from gnn_audio.data.kaldi_fbank import KaldiFbank
+from gnn_audio.data.panns_logmel import log_mel_module
 from gnn_audio.labels.label_sets import display_names
 from gnn_audio.types import PathLike
 from gnn_audio.zoo import bundle_of, get_model_config, is_model, load_checkpoint, load_model
@@ -60,4 +60,4 @@ def file_logmel(path: PathLike, config: FbankConfig) -> Tensor:
     and the :class:`~gnn_audio.inference.Tagger` compute from the file. Bad files raise
     :class:`~gnn_audio.data.audio.AudioError` (one line naming the file)."""
     wav = load_audio(path, sample_rate=config.sample_rate)
-    return KaldiFbank(config.replace(target_length=None))(wav)[0]
+    return log_mel_module(config.replace(target_length=None))(wav)[0]

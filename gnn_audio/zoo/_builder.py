@@ -3,6 +3,9 @@ the front-end, label names and ids, build and architecture arguments) and its ch
 from __future__ import annotations
 
 import inspect
+import logging
+import os
+import pickle
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -10,10 +13,13 @@ import torch
 from gnn_audio.data.features import FbankConfig
 from gnn_audio.labels import LABEL_SETS, load_label_set
 from gnn_audio.types import PathLike
-from gnn_audio.zoo._registry import ModelConfig, get_model_config
+from gnn_audio.weights_io import load_tensors_only
+from gnn_audio.zoo._registry import ModelConfig, get_entry, get_model_config
 from gnn_audio.zoo.bundle import ModelBundle
-from gnn_audio.zoo.checkpoints import (loaded_labels, load_checkpoint, load_weights,
-                                       to_plain)
+from gnn_audio.zoo.checkpoints import (NotAGnnAudioCheckpoint, loaded_labels, load_checkpoint,
+                                       load_weights, to_plain)
+
+_log = logging.getLogger("gnn_audio.zoo")
 
 __all__ = ["build_model", "resolve_arch"]
 
@@ -139,13 +145,21 @@ def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_
     to the FSD50K (200) or AudioSet (527) class list when ``num_classes`` matches one, else to
     ``None``. ``label_ids`` given alone take their names from the shipped class lists (where
     every id is in one, else the names stay ``None``); ``label_names`` given alone have no ids.
-    ``pretrained`` (a gnn_audio checkpoint path) is loaded if given: its label names, ids and
-    front-end are the model's (unless ``fbank`` is passed).
+    ``pretrained`` (a gnn_audio checkpoint path) is loaded if given: its label names, ids,
+    front-end and the entry's ``carried_args`` (ATGNN's graph settings) are the model's
+    unless passed. A file in another program's layout that the entry maps
+    (``ZooEntry.load_foreign``: the ATGNN authors' Lightning checkpoints) is read for its
+    tensors only (:func:`~gnn_audio.weights_io.load_tensors_only`: nothing in it runs) and
+    mapped onto the model built from the arguments given; one ``INFO`` line on the
+    ``gnn_audio.zoo`` logger says what was mapped.
     """
     config = get_model_config(name)
-    ckpt = load_checkpoint(pretrained) if pretrained is not None else None
+    ckpt, foreign = _read_pretrained(name, pretrained)
     if fbank is None and ckpt is not None:
         fbank = ckpt["build_kwargs"].get("fbank")
+    if ckpt is not None:  # what the checkpoint computes with, unless given (e.g. its graphs)
+        kwargs = {**{k: ckpt["build_kwargs"][k] for k in config.carried_args
+                     if k in ckpt["build_kwargs"] and k not in kwargs}, **kwargs}
     front_end = _front_end(config, fbank)
     ctor_kwargs = {**(defaults or {}), **kwargs}
     model = model_cls(num_classes=num_classes, **ctor_kwargs)
@@ -168,4 +182,37 @@ def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_
                                label_names=names, label_ids=ids)
     if ckpt is not None:
         load_weights(model, ckpt, pretrained)
+    if foreign is not None:
+        state, report = get_entry(name).load_foreign(foreign[0], model, os.fspath(pretrained))
+        model.load_state_dict(state, strict=True)
+        _log.info("%s", foreign_report_line(pretrained, name, report, foreign[1]))
     return model
+
+
+def _read_pretrained(name: str, pretrained: Optional[PathLike]):
+    """``(gnn_audio checkpoint, None)``, or ``(None, (content, replaced classes))`` of a file
+    in another program's layout that the entry can map (``ZooEntry.load_foreign``)."""
+    if pretrained is None:
+        return None, None
+    load_foreign = get_entry(name).load_foreign
+    try:
+        return load_checkpoint(pretrained), None
+    except (NotAGnnAudioCheckpoint, pickle.UnpicklingError):
+        if load_foreign is None:
+            raise
+    return None, load_tensors_only(pretrained, f"{name} weights file")
+
+
+def foreign_report_line(path: PathLike, name: str, report: Dict[str, Any],
+                        replaced: Sequence[str]) -> str:
+    """One line on what :func:`build_model` took from another program's weights file."""
+    parts = [f"{os.fspath(path)}: {report.get('mapped', '?')} tensors mapped onto {name}"]
+    for key in ("renamed", "reshaped", "dropped"):
+        if report.get(key):
+            parts.append(f"{report[key]} {key}")
+    line = ", ".join(parts)
+    if report.get("dropped_note"):
+        line += f" ({report['dropped_note']})"
+    if replaced:
+        line += f"; {len(replaced)} non-tensor objects of the file left unbuilt"
+    return line

@@ -1,6 +1,7 @@
 """``create_model``: build any registered model by name (the one way in, timm style)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import torch
@@ -8,6 +9,7 @@ import torch
 from gnn_audio.types import PathLike
 from gnn_audio.zoo._registry import model_entrypoint
 from gnn_audio.zoo.checkpoints import load_checkpoint
+from gnn_audio.zoo.hub import from_pretrained, is_pretrained_source
 
 __all__ = ["create_model", "load_model"]
 
@@ -26,7 +28,11 @@ def create_model(name: str, pretrained: Optional[PathLike] = None,
 def load_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
     """Rebuild the model a gnn_audio checkpoint was saved from and load its weights: the
     entry point and its arguments, the front-end and the labels come from the checkpoint's
-    bundle (``kwargs`` override the build arguments)."""
+    bundle (``kwargs`` override the build arguments). ``path`` may also be a model folder
+    (``model.safetensors`` + ``config.json``, :func:`~gnn_audio.zoo.hub.save_pretrained`)
+    or a hub id ``hf-hub:org/name``: see :func:`~gnn_audio.zoo.hub.from_pretrained`."""
+    if is_pretrained_source(path) or os.path.isdir(path):  # a folder: its one-line problem
+        return from_pretrained(path, **kwargs)
     ckpt = load_checkpoint(path)
     return create_model(ckpt["model_name"], pretrained=path,
                         **{**ckpt["build_kwargs"], **kwargs})

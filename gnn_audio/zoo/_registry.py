@@ -30,7 +30,9 @@ class ModelConfig:
     arguments that define the architecture (the parameter layout): a checkpoint loads only
     into a model whose values of these arguments are the checkpoint's. ``paper`` holds the
     published figures (``params_m``, ``gflops``, ``map_fsd50k``, ``map_audioset``) for
-    reference.
+    reference. ``carried_args`` names the arguments that change what the model computes but
+    not its parameters (ATGNN's ``knn`` graph settings): ``create_model(name,
+    pretrained=path)`` takes the checkpoint's values of those it is not given.
     """
 
     name: str
@@ -45,6 +47,7 @@ class ModelConfig:
     k: Optional[int] = None
     reference_params: Optional[int] = None
     paper: Dict[str, float] = field(default_factory=dict)
+    carried_args: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.input not in ("logmel", "embedding"):
@@ -54,6 +57,7 @@ class ModelConfig:
             raise ValueError(f"{self.name}: input_size must be (frames, bins) "
                              f"(got {self.input_size!r})")
         object.__setattr__(self, "arch_args", tuple(self.arch_args))
+        object.__setattr__(self, "carried_args", tuple(self.carried_args))
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return replace(self, **changes)
@@ -87,13 +91,23 @@ class ZooEntry:
             front-end or AT-GCN's label graph from the training targets; ``log`` takes one
             line for the run log. The recipe's own ``model.kwargs`` override them.
         upgrade_v1_kwargs: ``kwargs -> kwargs``: the build arguments of a format-1
-            checkpoint of this entry in today's form (``None``: unchanged).
+            checkpoint of this entry in format-2 form (``None``: unchanged).
+        upgrade_v2_kwargs: ``kwargs -> kwargs``: the build arguments of a format-2 (or
+            upgraded format-1) checkpoint in today's form, e.g. the defaults it was built
+            with where they have changed since (``None``: unchanged).
+        load_foreign: ``(content, model, path) -> (state_dict, report)``: the weights of a
+            file in another program's layout (its content as
+            :func:`~gnn_audio.weights_io.load_tensors_only` reads it) for ``model``, e.g. a
+            checkpoint of the ATGNN authors' code; ``report`` says what was mapped
+            (``None``: only gnn_audio checkpoints load).
     """
 
     fn: Callable[..., torch.nn.Module]
     config: ModelConfig
     prepare_kwargs: Callable[..., Dict[str, Any]] = _no_kwargs
     upgrade_v1_kwargs: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+    upgrade_v2_kwargs: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+    load_foreign: Optional[Callable[..., Tuple[Dict[str, Any], Dict[str, Any]]]] = None
 
 
 _entries: Dict[str, ZooEntry] = {}
@@ -101,8 +115,10 @@ _entries: Dict[str, ZooEntry] = {}
 
 def register_model(config: ModelConfig, *,
                    prepare_kwargs: Optional[Callable[..., Dict[str, Any]]] = None,
-                   upgrade_v1_kwargs: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
-                   ) -> Callable:
+                   upgrade_v1_kwargs: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None,
+                   upgrade_v2_kwargs: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None,
+                   load_foreign: Optional[Callable[..., Tuple[Dict[str, Any], Dict[str, Any]]]]
+                   = None) -> Callable:
     """Decorator: registers ``fn`` under ``config.name`` (which must be ``fn.__name__``) with
     its hooks (see :class:`ZooEntry`)."""
     def wrap(fn: Callable[..., torch.nn.Module]) -> Callable[..., torch.nn.Module]:
@@ -111,7 +127,7 @@ def register_model(config: ModelConfig, *,
         if config.name in _entries:
             raise ValueError(f"model {config.name!r} is already registered")
         _entries[config.name] = ZooEntry(fn, config, prepare_kwargs or _no_kwargs,
-                                         upgrade_v1_kwargs)
+                                         upgrade_v1_kwargs, upgrade_v2_kwargs, load_foreign)
         fn.model_config = config
         return fn
     return wrap

@@ -5,9 +5,11 @@ The "-MLG" models (patch head only) are entries of their own (``atgnn_pyr_s_noml
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from gnn_audio.models.atgnn import ATGNN
+from gnn_audio.graph import KnnConfig
+from gnn_audio.models.atgnn import ATGNN, default_relative_pos
+from gnn_audio.models.atgnn_reference_weights import convert_reference_checkpoint
 from gnn_audio.types import PathLike
 from gnn_audio.zoo._builder import build_model
 from gnn_audio.zoo._registry import ModelConfig, register_model
@@ -54,6 +56,7 @@ def _config(base: str, mlg: bool) -> ModelConfig:
     name = base if mlg else f"{base}_nomlg"
     return ModelConfig(name=name, family="atgnn", k=9, paper=_PAPER.get(name, {}),
                        reference_params=_REFERENCE_PARAMS.get(name),
+                       carried_args=("knn", "llg_adjacency"),
                        arch_args=_ARCH_ARGS if mlg else tuple(
                            a for a in _ARCH_ARGS if a != "mlg_blocks"))
 
@@ -91,9 +94,52 @@ def _upgrade_v1_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     return kwargs
 
 
+def _upgrade_v2_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """Format-2 pyramid ATGNN arguments today: a file that does not say which
+    relative-position term its graphs used was built with the default of then, ``"sincos"``
+    (the default is now the authors' ``"reference"``)."""
+    knn = kwargs.get("knn")
+    if isinstance(knn, int) and not isinstance(knn, bool):
+        knn = {"k": knn}
+    knn = dict(knn or {})
+    if kwargs.get("arch", "pyramid") == "pyramid" and "relative_pos" not in knn:
+        knn["relative_pos"] = "sincos"
+    return dict(kwargs, knn=knn)
+
+
+def _recorded_graph_mode(base: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """``kwargs`` with the relative-position term written into ``knn`` (its default where not
+    given), so that the model's bundle and checkpoints record the graphs it computes."""
+    knn = kwargs.get("knn")
+    if isinstance(knn, KnnConfig):
+        return kwargs
+    if isinstance(knn, int) and not isinstance(knn, bool):
+        knn = {"k": knn}
+    if knn is None or isinstance(knn, Mapping):
+        knn = dict(knn or {})
+        knn.setdefault("relative_pos", default_relative_pos(_ARCHS[base]["arch"]))
+        return dict(kwargs, knn=knn)
+    return kwargs  # ATGNN's own check names the wrong type
+
+
+def _load_reference(content: Any, model: ATGNN, path: str
+                    ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``ZooEntry.load_foreign`` of the pyramid entries: a checkpoint of the ATGNN authors'
+    code (:func:`~gnn_audio.models.atgnn_reference_weights.convert_reference_checkpoint`)."""
+    state, report = convert_reference_checkpoint(content, model, path)
+    note = "the authors' relative-position tables, which gnn_audio computes"
+    if model.knn_config.relative_pos != "reference":
+        note += (f"; this model's graphs use relative_pos={model.knn_config.relative_pos!r}, "
+                 "not the authors' table")
+    return state, dict(report, dropped_note=note)
+
+
 def _register(base: str, mlg: bool) -> Callable:
+    pyramid = _ARCHS[base]["arch"] == "pyramid"
     return register_model(_config(base, mlg), prepare_kwargs=_prepare_kwargs,
-                          upgrade_v1_kwargs=_upgrade_v1_kwargs)
+                          upgrade_v1_kwargs=_upgrade_v1_kwargs,
+                          upgrade_v2_kwargs=_upgrade_v2_kwargs if pyramid else None,
+                          load_foreign=_load_reference if pyramid else None)
 
 
 def _create(base: str, mlg: bool, pretrained: Optional[PathLike], num_classes: int,
@@ -108,6 +154,8 @@ def _create(base: str, mlg: bool, pretrained: Optional[PathLike], num_classes: i
     defaults = dict(_ARCHS[base], mlg=mlg)
     if not mlg:
         defaults.pop("mlg_blocks")
+    if pretrained is None or "knn" in kwargs:  # else the checkpoint's graphs (carried_args)
+        kwargs = _recorded_graph_mode(base, kwargs)
     return build_model(name, ATGNN, pretrained, num_classes, defaults=defaults, **kwargs)
 
 

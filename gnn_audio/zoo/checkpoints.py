@@ -18,7 +18,10 @@ Files written before the bundle carried the front-end kept the trainer's in
 
 Format 1 (gnn_audio before the kNN config) had no ``arch``; :func:`load_checkpoint` reads such
 files and translates their ``build_kwargs`` with the entry's ``upgrade_v1_kwargs`` hook
-(:class:`~gnn_audio.zoo.ZooEntry`; the ATGNN entries' flat kNN arguments).
+(:class:`~gnn_audio.zoo.ZooEntry`; the ATGNN entries' flat kNN arguments). Format 2 files
+were written while the pyramid ATGNN's default relative-position term was ``"sincos"``;
+the entry's ``upgrade_v2_kwargs`` hook writes that default into their ``build_kwargs``, so
+they keep the graphs they were trained with (format 3 records it).
 """
 from __future__ import annotations
 
@@ -35,15 +38,20 @@ from gnn_audio.zoo._registry import get_entry, is_model
 from gnn_audio.zoo.bundle import bundle_of
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_pretrained", "load_weights",
-           "loaded_labels", "CheckpointMismatch", "to_plain"]
+           "loaded_labels", "CheckpointMismatch", "NotAGnnAudioCheckpoint", "to_plain"]
 
 FORMAT = "gnn_audio.checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _REQUIRED = ("model_name", "build_kwargs", "num_classes", "state_dict")
 
 
 class CheckpointMismatch(ValueError):
     """The checkpoint was saved from another architecture than the model it is loaded into."""
+
+
+class NotAGnnAudioCheckpoint(ValueError):
+    """The file is a readable torch file, but not a gnn_audio checkpoint (another program's
+    weights, e.g. the ATGNN authors' Lightning checkpoint: see ``ZooEntry.load_foreign``)."""
 
 
 def to_plain(value: Any) -> Any:
@@ -89,15 +97,19 @@ def save_checkpoint(model: torch.nn.Module, path: PathLike,
     save_weights_file(payload, path)
 
 
-def _upgrade_v1(ckpt: Dict[str, Any]) -> Dict[str, Any]:
-    """Format 1 -> 2: ``build_kwargs`` through the entry's ``upgrade_v1_kwargs`` hook."""
+def _upgrade(ckpt: Dict[str, Any], version: int) -> Dict[str, Any]:
+    """Format 1 or 2 -> today's: ``build_kwargs`` through the entry's ``upgrade_v1_kwargs``
+    (format 1 only) and ``upgrade_v2_kwargs`` hooks."""
     name = ckpt["model_name"]
     kwargs = dict(ckpt["build_kwargs"])
-    upgrade = get_entry(name).upgrade_v1_kwargs if is_model(name) else None
-    if upgrade is not None:
-        kwargs = upgrade(kwargs)
+    if is_model(name):
+        entry = get_entry(name)
+        for upgrade in (entry.upgrade_v1_kwargs if version == 1 else None,
+                        entry.upgrade_v2_kwargs):
+            if upgrade is not None:
+                kwargs = upgrade(kwargs)
     return dict(ckpt, build_kwargs=kwargs, format_version=FORMAT_VERSION,
-                source_format_version=1)
+                source_format_version=version)
 
 
 def _front_end_in_build_kwargs(ckpt: Dict[str, Any]) -> Dict[str, Any]:
@@ -113,8 +125,8 @@ def _front_end_in_build_kwargs(ckpt: Dict[str, Any]) -> Dict[str, Any]:
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``), check its format and bring a
-    format-1 file to format 2 (``source_format_version`` then says 1). ``label_names`` and
-    ``label_ids`` are always there in the result (``None`` where the file has none).
+    file of an older format to today's (``source_format_version`` then says which).
+    ``label_names`` and ``label_ids`` are always there in the result (``None`` where the file has none).
 
     Raises ``FileNotFoundError`` for a missing file, ``pickle.UnpicklingError`` for a file
     holding objects ``weights_only`` refuses, ``ValueError`` for anything else that is not a
@@ -123,8 +135,8 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     path = os.fspath(path)
     ckpt = load_weights_file(path, "gnn_audio checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a gnn_audio checkpoint (for Pyramid ViG "
-                         "ImageNet files use gnn_audio.models.load_vig_imagenet)")
+        raise NotAGnnAudioCheckpoint(f"{path} is not a gnn_audio checkpoint (for Pyramid ViG "
+                                     "ImageNet files use gnn_audio.models.load_vig_imagenet)")
     version = ckpt.get("format_version", 0)
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format version {version!r}; this gnn_audio "
@@ -144,8 +156,8 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
                 or not all(isinstance(v, str) for v in labels)):
             raise ValueError(f"{path} is a damaged gnn_audio checkpoint: {key} is not a list "
                              f"of {ckpt['num_classes']} strings")
-    if version == 1:
-        ckpt = _upgrade_v1(ckpt)
+    if version < FORMAT_VERSION:
+        ckpt = _upgrade(ckpt, version)
     return _front_end_in_build_kwargs(ckpt)
 
 

@@ -36,6 +36,8 @@ def _randomise_norms(model: torch.nn.Module) -> None:
 
 def _pair(name: str, **kwargs):
     torch.manual_seed(0)
+    # the dense model implements the sin-cos term (the exact geometry), not the authors' table
+    kwargs.setdefault("knn", {"relative_pos": "sincos"})
     model = create_model(name, num_classes=NUM_CLASSES, **kwargs).double()
     _randomise_norms(model)
     state = model.state_dict()

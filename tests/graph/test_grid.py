@@ -136,9 +136,6 @@ def test_reference_relative_pos_reproduces_the_reference_graph(grid, r):
         m = k.size(0)
         got = (nbr.index[b * q.size(0):(b + 1) * q.size(0)] - b * m).sort(1).values
         assert torch.equal(got, want)
-    with pytest.raises(ValueError, match="divisible"):
-        GridKnnGraph(KnnConfig(reduce_ratio=4, relative_pos="reference"), grid=(6, 10),
-                     channels=c)
     with pytest.raises(ValueError, match="dense"):
         KnnConfig(relative_pos="reference", backend="cluster")
 
@@ -170,3 +167,17 @@ def test_reference_equals_sincos_where_the_reference_table_needs_no_resizing():
     a = GridKnnGraph(KnnConfig(k=6, relative_pos="sincos"), grid=(12, 12), channels=16)(x)[2]
     b = GridKnnGraph(KnnConfig(k=6, relative_pos="reference"), grid=(12, 12), channels=16)(x)[2]
     assert torch.equal(a.index.sort(1).values, b.index.sort(1).values)
+
+
+def test_reference_relative_pos_on_grids_the_reference_code_cannot_take():
+    """A grid that r does not divide (the reference code would fail): partial border key
+    cells, the reference table resized bicubically to (nodes, keys), as for other sizes."""
+    from gnn_audio.graph.position import reference_position_term
+
+    term = reference_position_term(6, 10, 16, 4)
+    assert term.shape == (60, 2 * 3) and torch.isfinite(term).all()
+    graph = GridKnnGraph(KnnConfig(k=3, reduce_ratio=4, relative_pos="reference"),
+                         grid=(6, 10), channels=16)
+    _, keys, nbr = graph(torch.randn(2, 16, 6, 10))
+    assert keys.shape == (2 * 6, 16) and nbr.index.shape == (2 * 60, 3)
+    assert bool((nbr.index // 6 == torch.arange(2).repeat_interleave(60)[:, None]).all())

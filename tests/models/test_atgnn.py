@@ -41,7 +41,8 @@ def test_schedules_follow_vision_gnn():
     model = atgnn_pyr_s()
     graphs = [m for m in model.modules() if isinstance(m, GridKnnGraph)]
     assert [g.config.reduce_ratio for g in graphs] == [4, 4, 2, 2] + [1] * 8
-    assert all(g.config.k == 9 and g.config.relative_pos == "sincos" for g in graphs)
+    # the authors' relative-position table by default (issue 19)
+    assert all(g.config.k == 9 and g.config.relative_pos == "reference" for g in graphs)
     assert [g.config.dilation for g in graphs] == [1] * 4 + [2] * 4 + [3] * 4
     assert [g.grid for g in graphs] == [(32, 256)] * 2 + [(16, 128)] * 2 + [(8, 64)] * 6 + [(4, 32)] * 2
 
@@ -118,3 +119,29 @@ def test_builds_under_the_meta_device(name):
     with torch.device("meta"):
         model = create_model(name, num_classes=10)
     assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+def test_pyr_s_graphs_are_the_authors_at_1024_by_128():
+    """atgnn_pyr_s builds the authors' graphs by default: every stage's relative-position
+    term is the reference code's table (an independent numpy computation of it, see
+    tests/graph/test_grid.py) at 128 mel x 1024 frames, and a stage-1 graph equals the brute
+    force over normalised nodes, floor-pooled keys and that table."""
+    from ..graph.test_grid import np_reference_table
+
+    model = atgnn_pyr_s(num_classes=4)
+    assert model.knn_config.relative_pos == "reference"
+    graphs = {g.grid: g for g in model.modules() if isinstance(g, GridKnnGraph)}
+    widths = {(32, 256): 80, (16, 128): 160, (8, 64): 400, (4, 32): 640}
+    ratios = {(32, 256): 4, (16, 128): 2, (8, 64): 1, (4, 32): 1}
+    for grid, graph in graphs.items():
+        want = np_reference_table(grid[0] * grid[1], ratios[grid], widths[grid])
+        torch.testing.assert_close(graph.pos_term, want, rtol=0, atol=2e-6)
+    graph, table = graphs[(32, 256)], graphs[(32, 256)].pos_term.double()
+    x = torch.randn(1, 80, 32, 256, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(0))
+    _, _, nbr = graph(x)  # float64: no near-ties between the GEMM and cdist below
+    q = torch.nn.functional.normalize(x[0].flatten(1).t(), dim=1)
+    k = torch.nn.functional.normalize(
+        torch.nn.functional.avg_pool2d(x, 4, 4)[0].flatten(1).t(), dim=1)
+    want = ((torch.cdist(q, k) ** 2 + table).topk(9, largest=False).indices).sort(1).values
+    assert torch.equal(nbr.index.sort(1).values, want)

@@ -24,7 +24,7 @@ def _compare(name, backend, frames, train, dtype=torch.float32, tol=1e-4, seed=0
     # (a dict overrides fields of the model's default kNN config: relative position stays on)
     eager = create_model(name, knn=dict(stochastic=True, epsilon=0.5), drop_path_rate=0.1,
                          **kwargs)
-    assert eager.knn_config.relative_pos == "sincos" and eager.knn_config.stochastic
+    assert eager.knn_config.relative_pos == "reference" and eager.knn_config.stochastic
     eager = eager.to(dtype)
     eager.check_finite = False  # the NaN/inf check reads a value on the host
     compiled_model = copy.deepcopy(eager)

@@ -155,3 +155,21 @@ def test_free_space_is_checked_before_decoding_and_counts_the_runs_checkpoints(
     assert err[-1].startswith(f"gnn-audio train: {tmp_path / 'new'}: 4 MiB free on its disk, "
                               "the run's checkpoints need about"), err
     assert not (data / "gnn_audio_stores").exists()
+
+
+def test_resume_builds_the_graphs_the_run_was_trained_with(one_epoch_run, capsys):
+    """config.json records the model's graph settings (here the default, the authors'
+    relative-position table); a run directory written before they were recorded resumes
+    with the default of then, the sin-cos term."""
+    config_file = one_epoch_run / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config["model_carried_args"] == {"knn": {"relative_pos": "reference"}}
+    assert _resume(one_epoch_run, "--epochs", "2") == 0
+    assert json.loads(config_file.read_text())["model_carried_args"] == config[
+        "model_carried_args"]
+    del config["model_carried_args"]  # as gnn_audio wrote it before
+    config_file.write_text(json.dumps(config))
+    assert _resume(one_epoch_run, "--epochs", "3") == 0
+    again = json.loads(config_file.read_text())
+    assert again["model_carried_args"]["knn"]["relative_pos"] == "sincos"
+    assert again["recipe"]["model"]["kwargs"]["knn"]["relative_pos"] == "sincos"

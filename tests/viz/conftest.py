@@ -15,11 +15,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 FBANK = FbankConfig(target_length=64, num_mel_bins=32)
 
 
-def tiny_atgnn(seed: int = 0, name: str = "atgnn_pyr_t", label_names=LABELS) -> torch.nn.Module:
+def tiny_atgnn(seed: int = 0, name: str = "atgnn_pyr_t", label_names=LABELS,
+               **extra) -> torch.nn.Module:
     torch.manual_seed(seed)
     kwargs = dict(num_classes=len(label_names), label_names=list(label_names),
                   channels=[8, 16, 24, 32],
-                  input_size=(64, 32), drop_path_rate=0.0, fbank=FBANK)
+                  input_size=(64, 32), drop_path_rate=0.0, fbank=FBANK, **extra)
     return create_model(name, **kwargs).eval()
 
 

@@ -28,7 +28,8 @@ def _brute_force(keys: torch.Tensor, queries: torch.Tensor, k: int, dilation: in
 
 @pytest.fixture(scope="module")
 def traced():
-    model = tiny_atgnn(seed=3)
+    # the sin-cos term: the independent brute force below computes it
+    model = tiny_atgnn(seed=3, knn={"relative_pos": "sincos"})
     # 256 frames (the model was made for 64; other lengths work): stage 3 has 2 x 16 nodes,
     # enough for its dilated blocks (k = 9, dilation 2) to pick every 2nd of 18 candidates
     x = torch.randn(2, 256, 32, generator=torch.Generator().manual_seed(5))
@@ -93,6 +94,23 @@ def test_pgn_indices_equal_the_builders(traced):
         checked_pooled |= r > 1
         checked_dilated |= cfg.dilation > 1 and hk * wk >= cfg.k * cfg.dilation
     assert checked_pooled and checked_dilated
+
+
+def test_default_model_traces_its_builders_graphs():
+    """The default pyramid model (the authors' relative-position table, defined at the
+    model's design size and resized) at a length it was not made for: the traced neighbours
+    are those of the model's own graph builders."""
+    from gnn_audio.graph import GridKnnGraph
+
+    model = tiny_atgnn(seed=3)
+    assert model.knn_config.relative_pos == "reference"
+    trace = trace_graphs(model, torch.randn(1, 256, 32), keep_features=True)
+    builders = [m for m in model.modules() if isinstance(m, GridKnnGraph)]
+    assert len(builders) == len(trace.pgn)
+    with torch.no_grad():
+        for g, builder in zip(trace.pgn, builders):
+            built = builder(g.features)[2].index
+            assert torch.equal(g.index, built.view(1, -1, built.size(1)))
 
 
 def test_isotropic_model_is_traced():

@@ -53,7 +53,7 @@ def test_checkpoint_round_trip_and_older_files(tmp_path):
     path = tmp_path / "ids.pt"
     save_checkpoint(model, path)
     ckpt = load_checkpoint(path)
-    assert ckpt["label_ids"] == ["/x/1", "/x/2"] and ckpt["format_version"] == 2
+    assert ckpt["label_ids"] == ["/x/1", "/x/2"] and ckpt["format_version"] == 3
     loaded = create_model("fc1", num_classes=2, pretrained=str(path))
     assert (loaded.bundle.label_ids, loaded.bundle.label_names) == (("/x/1", "/x/2"), ("a", "b"))
 

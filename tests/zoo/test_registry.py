@@ -52,8 +52,9 @@ def test_entry_points_never_rename_and_refuse_mlg():
         create_model("fc1", hidden=[64])
     model = atgnn_pyr_t_nomlg(num_classes=5)
     assert model.bundle.name == "atgnn_pyr_t_nomlg" and model.mlg is False
-    # build_kwargs are the entry point's arguments: they rebuild the model
-    assert model.bundle.build_kwargs == {"num_classes": 5}
+    # build_kwargs are the entry point's arguments: they rebuild the model; the graphs'
+    # relative-position term is always written down (its default changed once)
+    assert model.bundle.build_kwargs == {"num_classes": 5, "knn": {"relative_pos": "reference"}}
     assert model.bundle.arch["mlg"] is False and "mlg_blocks" not in model.bundle.arch
     again = create_model(model.bundle.name, **model.bundle.build_kwargs)
     assert again.bundle.arch == model.bundle.arch
@@ -90,7 +91,7 @@ def test_checkpoint_for_another_architecture_names_the_mismatch(tmp_path):
         atgnn_pyr_t(head_hidden=512, pretrained=str(path))
     ckpt = load_checkpoint(path)
     assert ckpt["model_name"] == "atgnn_pyr_t" and len(ckpt["label_names"]) == 200
-    assert ckpt["format_version"] == 2 and ckpt["arch"]["channels"] == [48, 96, 240, 384]
+    assert ckpt["format_version"] == 3 and ckpt["arch"]["channels"] == [48, 96, 240, 384]
 
 
 class _Evil:
@@ -133,8 +134,8 @@ def test_unreadable_files_give_one_line_errors_naming_the_file(tmp_path):
     torch.save({"format": "gnn_audio.checkpoint", "format_version": 2}, tmp_path / "bare.pt")
     with pytest.raises(ValueError, match="damaged.*model_name"):
         load_checkpoint(tmp_path / "bare.pt")
-    torch.save({"format": "gnn_audio.checkpoint", "format_version": 3}, tmp_path / "new.pt")
-    with pytest.raises(ValueError, match="format version 3"):
+    torch.save({"format": "gnn_audio.checkpoint", "format_version": 4}, tmp_path / "new.pt")
+    with pytest.raises(ValueError, match="format version 4"):
         load_checkpoint(tmp_path / "new.pt")
 
 
@@ -157,7 +158,7 @@ def test_format_1_build_kwargs_are_translated(tmp_path):
                   epsilon=0.3, relative_pos=False, input_size=[128, 64])
     torch.save(_v1_payload(model, kwargs), tmp_path / "v1.pt")
     ckpt = load_checkpoint(tmp_path / "v1.pt")
-    assert ckpt["format_version"] == 2 and ckpt["source_format_version"] == 1
+    assert ckpt["format_version"] == 3 and ckpt["source_format_version"] == 1
     assert ckpt["build_kwargs"] == dict(
         num_classes=4, arch="pyramid", channels=[48, 96, 240, 384], blocks=[2, 2, 6, 2],
         mlg_blocks=[1, 1, 3, 1], input_size=[64, 128],
