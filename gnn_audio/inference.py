@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -439,7 +440,8 @@ class Tagger:
     #: frames decoded per read of a file streamed in blocks
     block_frames = 1 << 16
     #: recordings up to this long are decoded whole (their features then equal the
-    #: evaluation's exactly); longer ones are streamed in blocks
+    #: evaluation's exactly); longer ones are streamed in blocks (not for PANNs' centred
+    #: log-mel, kind ``"panns"``, which is always computed whole)
     whole_seconds = 600.0
 
     def __init__(self, model_or_checkpoint: Union[torch.nn.Module, PathLike],
@@ -521,6 +523,8 @@ class Tagger:
     def _items(self, sources: Sequence[Tuple[int, Union[str, _Waveform]]],
                chunk: int) -> _WindowItems:
         whole = int(self.whole_seconds * self.fbank.sample_rate)
+        if self.fbank.kind == "panns":  # centred frames: decoded whole, never streamed
+            whole = sys.maxsize
         return _WindowItems(sources, self.fbank, self.windowing, self.block_frames, whole,
                             chunk)
 

@@ -5,7 +5,8 @@ one defined), in a working folder that holds the files the docs name: ``FSD50K/`
 FSD50K-layout data set), ``pvig_s_82.1.pth.tar`` (a Pyramid ViG-S ImageNet checkpoint's key
 layout and shapes, random values), ``glove.6B.300d.txt`` (a few GloVe-format vectors),
 ``atgnn_fsd50k.ckpt`` (a checkpoint of the ATGNN authors' code: their Lightning layout,
-random values), ``dog.wav`` and ``runs/example-docs/best.pt``, the stand-in for the checkpoint ``make train``
+random values), ``Cnn10_mAP=0.380.pth`` (PANNs' CNN10 layout, random values), ``dog.wav``
+and ``runs/example-docs/best.pt``, the stand-in for the checkpoint ``make train``
 writes (``runs/example-YYYYmmdd-HHMMSS/best.pt``, which the tagging examples use): a *trained*
 model of the same 16 generated classes, ATGNN-pyr-t at a tiny width on 64 frames x 32 mel
 bins, one epoch (29 steps) of the ``example`` recipe on 340 generated clips, trained here in
@@ -35,6 +36,7 @@ from gnn_audio.zoo import create_model
 
 from .script_loader import load_script
 from .models.test_atgnn_reference_weights import lightning_file
+from .models.test_cnn10_weights import _panns_layout, _trained_cnn10
 from .models.test_vig_weights import vig_imagenet_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +108,7 @@ def docs_folder(tmp_path_factory):
     # a checkpoint of the ATGNN authors' code: their Lightning layout, random values
     torch.save(lightning_file(create_model("atgnn_pyr_s"), frames=1024, mel=128),
                folder / "atgnn_fsd50k.ckpt")
+    torch.save(_panns_layout(_trained_cnn10()), folder / "Cnn10_mAP=0.380.pth")  # PANNs layout
     rng = np.random.default_rng(0)
     words = ["speech", "music", "dog", "cat", "bark", "guitar", "vehicle", "water"]
     (folder / "glove.6B.300d.txt").write_text("".join(

@@ -150,8 +150,9 @@ def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_
     unless passed. A file in another program's layout that the entry maps
     (``ZooEntry.load_foreign``: the ATGNN authors' Lightning checkpoints) is read for its
     tensors only (:func:`~gnn_audio.weights_io.load_tensors_only`: nothing in it runs) and
-    mapped onto the model built from the arguments given; one ``INFO`` line on the
-    ``gnn_audio.zoo`` logger says what was mapped.
+    mapped onto the model built from the arguments given (with the front-end the weights
+    need, e.g. PANNs' log-mel for its CNN10, unless ``fbank`` is passed); one ``INFO`` line
+    on the ``gnn_audio.zoo`` logger says what was mapped.
     """
     config = get_model_config(name)
     ckpt, foreign = _read_pretrained(name, pretrained)
@@ -185,6 +186,11 @@ def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_
     if foreign is not None:
         state, report = get_entry(name).load_foreign(foreign[0], model, os.fspath(pretrained))
         model.load_state_dict(state, strict=True)
+        if report.get("fbank") is not None and front_end is None:  # the weights' front-end
+            bundle = model.bundle
+            model.bundle = bundle.replace(
+                config=bundle.config.with_fbank(report["fbank"]),
+                build_kwargs={**bundle.build_kwargs, "fbank": to_plain(report["fbank"])})
         _log.info("%s", foreign_report_line(pretrained, name, report, foreign[1]))
     return model
 

@@ -98,8 +98,9 @@ class ZooEntry:
         load_foreign: ``(content, model, path) -> (state_dict, report)``: the weights of a
             file in another program's layout (its content as
             :func:`~gnn_audio.weights_io.load_tensors_only` reads it) for ``model``, e.g. a
-            checkpoint of the ATGNN authors' code; ``report`` says what was mapped
-            (``None``: only gnn_audio checkpoints load).
+            checkpoint of the ATGNN authors' code; ``report`` says what was mapped, and its
+            ``fbank`` the front-end the weights need (``None``: only gnn_audio checkpoints
+            load).
     """
 
     fn: Callable[..., torch.nn.Module]

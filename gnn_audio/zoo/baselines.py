@@ -1,17 +1,18 @@
 """Entry points of the seeds' other models: CNN10, AT-GCN and the embedding baselines."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
-from gnn_audio.data.features import PANNS_FBANK
+from gnn_audio.data.features import PANNS_FBANK, PANNS_LOGMEL
 from gnn_audio.labels.cooccurrence import cooccurrence_adjacency
 from gnn_audio.labels.glove import hashed_gaussian
 from gnn_audio.labels.ontology_graph import ontology_adjacency
 from gnn_audio.models.at_gcn import ATGCN
 from gnn_audio.models.cnn10 import CNN10
+from gnn_audio.models.cnn10_weights import convert_panns_cnn10
 from gnn_audio.models.embedding_taggers import FCTagger, GatedCNNTagger, LSTMTagger
 from gnn_audio.types import PathLike
 from gnn_audio.zoo._builder import build_model
@@ -66,9 +67,27 @@ def _fc(name: str, hidden: list, pretrained: Optional[PathLike], num_classes: in
                        **kwargs)
 
 
+def _load_panns(content: Any, model: CNN10, path: str
+                ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``ZooEntry.load_foreign`` of ``cnn10``: PANNs' ``Cnn10_mAP=0.380.pth``
+    (:func:`~gnn_audio.models.cnn10_weights.convert_panns_cnn10`); its weights are only
+    meaningful with PANNs' own front-end, which the report hands to the model's bundle."""
+    state, dropped = convert_panns_cnn10(content, path)
+    own = model.state_dict()
+    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"{path} holds PANNs' CNN10 for 527 AudioSet classes on 64 mel bins; "
+                         f"the model differs ({bad[0]}: {tuple(own[bad[0]].shape)}): build "
+                         "cnn10(num_classes=527), then fine-tune it for other classes")
+    return state, {"mapped": len(state), "dropped": len(dropped),
+                   "dropped_note": "torchlibrosa's front-end buffers; the model's front-end "
+                                   "is PANNs' log-mel (kind 'panns')",
+                   "fbank": PANNS_LOGMEL}
+
+
 @register_model(ModelConfig(name="cnn10", family="cnn", **_LOGMEL, arch_args=("mel_bins",),
                             paper=dict(params_m=5.2, map_audioset=0.422)),
-                prepare_kwargs=_mel_bins)
+                prepare_kwargs=_mel_bins, load_foreign=_load_panns)
 def cnn10(pretrained: Optional[PathLike] = None, num_classes: int = 527,
           **kwargs: Any) -> CNN10:
     """PANNs CNN10: 4 conv blocks (64-512), max+mean pooling, fc 512, classifier."""

@@ -237,6 +237,10 @@ def test_create_model_loads_a_lightning_file_without_running_its_objects(
     with pytest.raises(ValueError, match=f"{path} holds an ATGNN with MLG"):
         create_model("atgnn_pyr_s_nomlg", pretrained=path, num_classes=10,
                      input_size=(FRAMES, MEL))
+    # another entry's foreign layout (PANNs' CNN10) refuses it in one line naming it
+    with pytest.raises(ValueError, match="not a PANNs CNN10 checkpoint") as info:
+        create_model("cnn10", pretrained=path, num_classes=10)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
     # an entry without a foreign layout keeps the plain refusal
     with pytest.raises(Exception, match="not a gnn_audio checkpoint|weights_only"):
-        create_model("cnn10", pretrained=path, num_classes=10)
+        create_model("fc1", pretrained=path)

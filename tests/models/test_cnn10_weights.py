@@ -101,3 +101,44 @@ def test_not_a_state_dict_is_refused_in_one_line():
     state = dict(_trained_cnn10().state_dict())
     state["fc1.bias"] = [0.0] * 512
     assert "not tensors: fc1.bias" in _one_line_error(state)
+
+
+def test_create_model_loads_the_panns_file_with_its_front_end(tmp_path):
+    """``create_model("cnn10", pretrained="Cnn10_mAP=0.380.pth")``: the weights, AudioSet's
+    527 names and PANNs' own log-mel front-end in the bundle; saved as a gnn_audio
+    checkpoint, the model comes back with that front-end."""
+    from gnn_audio.zoo import load_model, save_checkpoint
+
+    source = _trained_cnn10()
+    path = tmp_path / "Cnn10_mAP=0.380.pth"
+    torch.save(_panns_layout(source), path)
+    model = create_model("cnn10", pretrained=path).eval()
+    x = torch.randn(2, 1001, 64) * 20 - 30
+    with torch.no_grad():
+        assert torch.equal(model(x), source(x))
+    fb = model.bundle.fbank
+    assert fb.kind == "panns" and fb.sample_rate == 32000 and fb.num_mel_bins == 64
+    assert model.bundle.names[0] == "Speech" and len(model.bundle.names) == 527
+    save_checkpoint(model, tmp_path / "cnn10.pt")
+    again = load_model(tmp_path / "cnn10.pt")
+    assert again.bundle.fbank == fb
+    with pytest.raises(ValueError, match="holds PANNs' CNN10 for 527 AudioSet classes") as info:
+        create_model("cnn10", pretrained=path, num_classes=10)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_panns_model_tags_a_recording_longer_than_the_streaming_limit(tmp_path):
+    """PANNs' centred frames cannot be streamed block by block: a recording longer than
+    ``Tagger.whole_seconds`` is decoded whole for such a model, and tagged with AudioSet
+    names."""
+    from gnn_audio.data.synthetic.signals import noise_burst, write_wav
+    from gnn_audio.inference import Tagger
+
+    path = tmp_path / "Cnn10_mAP=0.380.pth"
+    torch.save(_panns_layout(_trained_cnn10()), path)
+    tagger = Tagger(create_model("cnn10", pretrained=path))
+    tagger.whole_seconds = 5.0  # the limit, made short: this 12-s file would be streamed
+    wav = tmp_path / "long.wav"
+    write_wav(wav, noise_burst(12.0, 16000, seed=2), 16000)
+    result = tagger.tag(wav, top_k=3)
+    assert len(result.tags) == 3 and all(isinstance(n, str) for n, _ in result.tags)
