@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -69,7 +68,7 @@ from gnn_audio.devices import resolve_device
 from gnn_audio.errors import one_line
 from gnn_audio.scoring import WindowScorer
 from gnn_audio.types import PathLike
-from gnn_audio.zoo import ModelBundle, bundle_of, is_model, load_model
+from gnn_audio.zoo import LOAD_ERRORS, ModelBundle, bundle_of, is_model, load_model
 from gnn_audio.zoo.hub import is_pretrained_source
 
 __all__ = ["POOLS", "SILENCE_PEAK", "SHORT_FRACTION", "SILENCE_NOTE", "TaggingConfig",
@@ -247,8 +246,7 @@ def load_tagging_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
         raise FileNotFoundError(f"{p}: no such checkpoint file")
     try:
         model = load_model(p, **kwargs)
-    except (ValueError, TypeError, KeyError, pickle.UnpicklingError, RuntimeError,
-            EOFError) as err:
+    except LOAD_ERRORS as err:
         raise ValueError(one_line(err, p)) from None
     bundle_of(model, p).require_logmel(p)
     return model

@@ -1,7 +1,7 @@
 """The ``gnn-audio`` command line: ``tag``, ``models``, ``summary``, ``explain``, ``train``,
-``eval``, ``prepare``, ``export-weights``, ``demo``; one module per command (``gnn_audio.cli.tag``, ...), each
-with ``add_parser(sub)`` and ``run(args) -> exit status`` over library functions, and
-:mod:`gnn_audio.cli.common` for what they share.
+``eval``, ``prepare``, ``export-weights``, ``demo``; one module per command
+(``gnn_audio.cli.tag``, ...), each with ``add_parser(sub)`` and ``run(args) -> exit status``
+over library functions, and :mod:`gnn_audio.cli.common` for what they share.
 
 Output fits pipes: results go to stdout, progress and log lines to stderr. Exit status: 0 done,
 1 a failure (a file, a checkpoint, a data set: one line on stderr naming it), 2 a usage error

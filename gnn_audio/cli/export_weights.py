@@ -5,7 +5,6 @@ as a shareable model folder, ``model.safetensors`` + ``config.json``
 from __future__ import annotations
 
 import argparse
-import pickle
 
 from gnn_audio.cli.common import check_writable_dir, no_such_model, say, write_error
 
@@ -24,12 +23,11 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         say(COMMAND, problem)
         return 1
-    from gnn_audio.zoo import load_model, save_pretrained
+    from gnn_audio.zoo import LOAD_ERRORS, load_model, save_pretrained
 
     try:
         model = load_model(args.checkpoint)
-    except (ValueError, TypeError, KeyError, RuntimeError, EOFError,
-            pickle.UnpicklingError) as err:
+    except LOAD_ERRORS as err:
         say(COMMAND, err)
         return 1
     try:

@@ -39,6 +39,13 @@ FRONT_END_KINDS = ("kaldi", "panns")
 PANNS_AMIN = 1e-10
 
 
+def panns_sizes(config: "FbankConfig") -> Tuple[int, int]:
+    """``(n_fft, hop)`` in samples of a ``"panns"`` front-end (``n_fft`` is also the window
+    length)."""
+    return (int(round(config.sample_rate * config.frame_length_ms / 1000)),
+            int(round(config.sample_rate * config.frame_shift_ms / 1000)))
+
+
 @dataclass(frozen=True)
 class FbankConfig:
     """Everything that defines the model input; stored in model configs and checkpoints."""
@@ -84,8 +91,7 @@ class FbankConfig:
             problems.append(f"high_freq must be > 0 Hz for kind 'panns' (an explicit upper mel "
                             f"edge; got {self.high_freq:g})")
         if not problems and panns:
-            n_fft = int(round(self.sample_rate * self.frame_length_ms / 1000))
-            hop = int(round(self.sample_rate * self.frame_shift_ms / 1000))
+            n_fft, hop = panns_sizes(self)
             if n_fft < 2 or hop < 1:
                 problems.append(f"frame_length_ms and frame_shift_ms must give a window of >= 2 "
                                 f"samples and a hop of >= 1 at {self.sample_rate} Hz (got "
@@ -153,49 +159,45 @@ def fbank(waveform: torch.Tensor, config: FbankConfig = FSD50K_FBANK,
     Kind ``"kaldi"``: clips shorter than one window are zero-padded to one window first. Kind
     ``"panns"``: see the module docstring.
     """
-    if config.kind == "panns":
-        feats = panns_logmel(waveform, config)
-        feats = pad_or_cut(feats, config.target_length)
-        if normalize:
-            feats = (feats - config.norm_mean) / config.norm_std
-        return feats
-    wav = waveform.reshape(1, -1).to(torch.float32)
-    wav = wav - wav.mean()
-    min_len = int(round(config.sample_rate * config.frame_length_ms / 1000))
-    if wav.size(1) < min_len:
-        wav = F.pad(wav, (0, min_len - wav.size(1)))
-    feats = kaldi.fbank(
-        wav, htk_compat=True, sample_frequency=config.sample_rate, use_energy=False,
-        window_type="hanning", num_mel_bins=config.num_mel_bins, dither=0.0,
-        frame_length=config.frame_length_ms, frame_shift=config.frame_shift_ms,
-        low_freq=config.low_freq, high_freq=config.high_freq)
+    feats = (panns_logmel(waveform, config) if config.kind == "panns"
+             else _kaldi_logmel(waveform, config))
     feats = pad_or_cut(feats, config.target_length)
     if normalize:
         feats = (feats - config.norm_mean) / config.norm_std
     return feats
 
 
-def panns_sizes(config: FbankConfig) -> Tuple[int, int]:
-    """``(n_fft, hop)`` in samples of a ``"panns"`` front-end (``n_fft`` is also the window
-    length)."""
-    return (int(round(config.sample_rate * config.frame_length_ms / 1000)),
-            int(round(config.sample_rate * config.frame_shift_ms / 1000)))
+def _kaldi_logmel(waveform: torch.Tensor, config: FbankConfig) -> torch.Tensor:
+    """The ``"kaldi"`` log-mel ``[frames, num_mel_bins]`` of one waveform, not padded, cut or
+    normalised (a clip shorter than one window is zero-padded to one window first)."""
+    wav = waveform.reshape(1, -1).to(torch.float32)
+    wav = wav - wav.mean()
+    min_len = int(round(config.sample_rate * config.frame_length_ms / 1000))
+    if wav.size(1) < min_len:
+        wav = F.pad(wav, (0, min_len - wav.size(1)))
+    return kaldi.fbank(
+        wav, htk_compat=True, sample_frequency=config.sample_rate, use_energy=False,
+        window_type="hanning", num_mel_bins=config.num_mel_bins, dither=0.0,
+        frame_length=config.frame_length_ms, frame_shift=config.frame_shift_ms,
+        low_freq=config.low_freq, high_freq=config.high_freq)
+
+
+#: the Slaney mel scale (librosa's ``htk=False``): Hz per mel below 1 kHz, where it turns
+#: logarithmic, and the log step per mel above
+_F_SP, _MIN_LOG_HZ, _LOGSTEP = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
 
 
 def _slaney_hz_to_mel(f: torch.Tensor) -> torch.Tensor:
     """librosa's ``hz_to_mel(htk=False)``: linear below 1 kHz, logarithmic above."""
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
-    mels = f / f_sp
-    log_t = f >= min_log_hz
-    return torch.where(log_t, min_log_hz / f_sp + torch.log(f.clamp(min=1e-30) / min_log_hz)
-                       / logstep, mels)
+    return torch.where(f >= _MIN_LOG_HZ, _MIN_LOG_HZ / _F_SP
+                       + torch.log(f.clamp(min=1e-30) / _MIN_LOG_HZ) / _LOGSTEP, f / _F_SP)
 
 
 def _slaney_mel_to_hz(m: torch.Tensor) -> torch.Tensor:
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return torch.where(m >= min_log_mel, min_log_hz * torch.exp(logstep * (m - min_log_mel)),
-                       f_sp * m)
+    """librosa's ``mel_to_hz(htk=False)``, the inverse of :func:`_slaney_hz_to_mel`."""
+    min_log_mel = _MIN_LOG_HZ / _F_SP
+    return torch.where(m >= min_log_mel, _MIN_LOG_HZ * torch.exp(_LOGSTEP * (m - min_log_mel)),
+                       _F_SP * m)
 
 
 def panns_filters(config: FbankConfig) -> Tuple[torch.Tensor, torch.Tensor]:

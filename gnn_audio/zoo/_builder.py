@@ -197,14 +197,20 @@ def build_model(name: str, model_cls: type, pretrained: Optional[PathLike], num_
 
 def _read_pretrained(name: str, pretrained: Optional[PathLike]):
     """``(gnn_audio checkpoint, None)``, or ``(None, (content, replaced classes))`` of a file
-    in another program's layout that the entry can map (``ZooEntry.load_foreign``)."""
+    in another program's layout that the entry can map (``ZooEntry.load_foreign``). The file
+    is read once: a plain file of tensors by ``weights_only`` loading, a file that also holds
+    objects (a Lightning ``.ckpt``) again for its tensors only."""
     if pretrained is None:
         return None, None
-    load_foreign = get_entry(name).load_foreign
+    foreign = get_entry(name).load_foreign is not None
     try:
         return load_checkpoint(pretrained), None
-    except (NotAGnnAudioCheckpoint, pickle.UnpicklingError):
-        if load_foreign is None:
+    except NotAGnnAudioCheckpoint as err:
+        if not foreign:
+            raise
+        return None, (err.content, [])
+    except pickle.UnpicklingError:
+        if not foreign:
             raise
     return None, load_tensors_only(pretrained, f"{name} weights file")
 

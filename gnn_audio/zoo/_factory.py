@@ -1,7 +1,7 @@
 """``create_model``: build any registered model by name (the one way in, timm style)."""
 from __future__ import annotations
 
-import os
+import pickle
 from typing import Any, Optional
 
 import torch
@@ -11,7 +11,11 @@ from gnn_audio.zoo._registry import model_entrypoint
 from gnn_audio.zoo.checkpoints import load_checkpoint
 from gnn_audio.zoo.hub import from_pretrained, is_pretrained_source
 
-__all__ = ["create_model", "load_model"]
+__all__ = ["create_model", "load_model", "LOAD_ERRORS"]
+
+#: what :func:`load_model` raises, besides ``FileNotFoundError``, for a source it cannot use
+#: (not a checkpoint, damaged, weights that do not fit the model it names): one line each
+LOAD_ERRORS = (ValueError, TypeError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
 def create_model(name: str, pretrained: Optional[PathLike] = None,
@@ -31,7 +35,7 @@ def load_model(path: PathLike, **kwargs: Any) -> torch.nn.Module:
     bundle (``kwargs`` override the build arguments). ``path`` may also be a model folder
     (``model.safetensors`` + ``config.json``, :func:`~gnn_audio.zoo.hub.save_pretrained`)
     or a hub id ``hf-hub:org/name``: see :func:`~gnn_audio.zoo.hub.from_pretrained`."""
-    if is_pretrained_source(path) or os.path.isdir(path):  # a folder: its one-line problem
+    if is_pretrained_source(path):
         return from_pretrained(path, **kwargs)
     ckpt = load_checkpoint(path)
     return create_model(ckpt["model_name"], pretrained=path,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from gnn_audio.graph import KnnConfig
 from gnn_audio.models.atgnn import ATGNN, default_relative_pos
 from gnn_audio.models.atgnn_reference_weights import convert_reference_checkpoint
 from gnn_audio.types import PathLike
@@ -94,32 +93,28 @@ def _upgrade_v1_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     return kwargs
 
 
+def _with_relative_pos(kwargs: Dict[str, Any], mode: Optional[str]) -> Dict[str, Any]:
+    """``kwargs`` whose ``knn`` (``None``, ``k`` as an int or a dict of fields) names a
+    relative-position term: ``mode`` where it names none. A whole
+    :class:`~gnn_audio.graph.KnnConfig` names one already; any other value is left for
+    ATGNN's own check to name."""
+    knn = kwargs.get("knn")
+    if isinstance(knn, int) and not isinstance(knn, bool):
+        knn = {"k": knn}
+    if knn is not None and not isinstance(knn, Mapping):
+        return kwargs
+    knn = dict(knn or {})
+    knn.setdefault("relative_pos", mode)
+    return dict(kwargs, knn=knn)
+
+
 def _upgrade_v2_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """Format-2 pyramid ATGNN arguments today: a file that does not say which
     relative-position term its graphs used was built with the default of then, ``"sincos"``
     (the default is now the authors' ``"reference"``)."""
-    knn = kwargs.get("knn")
-    if isinstance(knn, int) and not isinstance(knn, bool):
-        knn = {"k": knn}
-    knn = dict(knn or {})
-    if kwargs.get("arch", "pyramid") == "pyramid" and "relative_pos" not in knn:
-        knn["relative_pos"] = "sincos"
-    return dict(kwargs, knn=knn)
-
-
-def _recorded_graph_mode(base: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    """``kwargs`` with the relative-position term written into ``knn`` (its default where not
-    given), so that the model's bundle and checkpoints record the graphs it computes."""
-    knn = kwargs.get("knn")
-    if isinstance(knn, KnnConfig):
+    if kwargs.get("arch", "pyramid") != "pyramid":
         return kwargs
-    if isinstance(knn, int) and not isinstance(knn, bool):
-        knn = {"k": knn}
-    if knn is None or isinstance(knn, Mapping):
-        knn = dict(knn or {})
-        knn.setdefault("relative_pos", default_relative_pos(_ARCHS[base]["arch"]))
-        return dict(kwargs, knn=knn)
-    return kwargs  # ATGNN's own check names the wrong type
+    return _with_relative_pos(kwargs, "sincos")
 
 
 def _load_reference(content: Any, model: ATGNN, path: str
@@ -155,7 +150,8 @@ def _create(base: str, mlg: bool, pretrained: Optional[PathLike], num_classes: i
     if not mlg:
         defaults.pop("mlg_blocks")
     if pretrained is None or "knn" in kwargs:  # else the checkpoint's graphs (carried_args)
-        kwargs = _recorded_graph_mode(base, kwargs)
+        # written down, so that the bundle and checkpoints record the graphs it computes
+        kwargs = _with_relative_pos(kwargs, default_relative_pos(_ARCHS[base]["arch"]))
     return build_model(name, ATGNN, pretrained, num_classes, defaults=defaults, **kwargs)
 
 

@@ -51,7 +51,12 @@ class CheckpointMismatch(ValueError):
 
 class NotAGnnAudioCheckpoint(ValueError):
     """The file is a readable torch file, but not a gnn_audio checkpoint (another program's
-    weights, e.g. the ATGNN authors' Lightning checkpoint: see ``ZooEntry.load_foreign``)."""
+    weights, e.g. PANNs' CNN10: see ``ZooEntry.load_foreign``); ``content`` is what
+    ``weights_only`` loading read from it, so that it need not be read again."""
+
+    def __init__(self, message: str, content: Any = None) -> None:
+        super().__init__(message)
+        self.content = content
 
 
 def to_plain(value: Any) -> Any:
@@ -126,7 +131,8 @@ def _front_end_in_build_kwargs(ckpt: Dict[str, Any]) -> Dict[str, Any]:
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``), check its format and bring a
     file of an older format to today's (``source_format_version`` then says which).
-    ``label_names`` and ``label_ids`` are always there in the result (``None`` where the file has none).
+    ``label_names`` and ``label_ids`` are always there in the result (``None`` where the file
+    has none).
 
     Raises ``FileNotFoundError`` for a missing file, ``pickle.UnpicklingError`` for a file
     holding objects ``weights_only`` refuses, ``ValueError`` for anything else that is not a
@@ -136,7 +142,8 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
     ckpt = load_weights_file(path, "gnn_audio checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise NotAGnnAudioCheckpoint(f"{path} is not a gnn_audio checkpoint (for Pyramid ViG "
-                                     "ImageNet files use gnn_audio.models.load_vig_imagenet)")
+                                     "ImageNet files use gnn_audio.models.load_vig_imagenet)",
+                                     content=ckpt)
     version = ckpt.get("format_version", 0)
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format version {version!r}; this gnn_audio "

@@ -82,11 +82,10 @@ def save_pretrained(model: torch.nn.Module, directory: PathLike) -> Path:
 
 
 def is_pretrained_source(source: PathLike) -> bool:
-    """Whether ``source`` is a hub id or a folder with a ``config.json`` (what
-    :func:`from_pretrained` reads), rather than a checkpoint file."""
+    """Whether ``source`` is a hub id or a folder (what :func:`from_pretrained` reads, and
+    refuses in one line when the folder holds no model), rather than a checkpoint file."""
     text = os.fspath(source)
-    return text.startswith(HUB_PREFIX) or (Path(text).is_dir()
-                                           and (Path(text) / CONFIG_FILE).is_file())
+    return text.startswith(HUB_PREFIX) or os.path.isdir(text)
 
 
 def _hub_folder(source: str) -> Path:
